@@ -1,0 +1,94 @@
+"""Helpers for testinfra scenarios that talk to a hardened Redis over the network.
+
+The scenario's molecule.yml is the one source of hosts, users and passwords: the
+tests read it instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import testinfra
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_scenario(scenario_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((scenario_dir / "molecule.yml").read_text())
+
+
+def hosts_in_group(scenario: dict[str, Any], group: str) -> list[str]:
+    return [p["name"] for p in scenario["platforms"] if group in p.get("groups", [])]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:
+    """Poll until check() returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+@dataclass
+class RedisCli:
+    """redis-cli on one test host, aimed at the Redis server over the network."""
+
+    host: Any  # testinfra host the command runs on
+    address: str
+    port: int
+    tls_args: str = ""
+
+    def run(self, user: str | None, password: str | None, *args: str):
+        auth = ""
+        if user is not None:
+            auth = f"REDISCLI_AUTH={shlex.quote(password or '')} "
+        cmd = (
+            f"{auth}redis-cli --no-auth-warning -h {self.address} -p {self.port} "
+            f"{self.tls_args} {'--user ' + shlex.quote(user) if user else ''} "
+            + " ".join(shlex.quote(a) for a in args)
+        )
+        return self.host.run(cmd + " </dev/null")
+
+    def out(self, user: str | None, password: str | None, *args: str) -> str:
+        r = self.run(user, password, *args)
+        return (r.stdout + r.stderr).strip()
+
+
+def server_version(server) -> tuple[int, ...]:
+    fact = json.loads(server.file("/etc/ansible/facts.d/redis_server.fact").content_string)
+    return tuple(int(x) for x in fact["version"].split("."))
+
+
+def host_address(host) -> str:
+    """The host's address on the scenario network (first global IPv4 of eth0)."""
+    out = host.check_output("ip -4 -o addr show dev eth0 scope global")
+    return out.split()[3].split("/")[0]
+
+
+def run_playbook(playbook: str, extra_vars: dict[str, Any] | None = None) -> str:
+    """Run one of the repository's playbooks against the scenario's inventory."""
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
+    cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(REPO / playbook)]
+    if extra_vars is not None:
+        cmd += ["-e", json.dumps(extra_vars)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def get_host(name: str):
+    return testinfra.get_host(f"podman://{name}")
