@@ -1,0 +1,318 @@
+"""Settings shared by every environment. Values come from the environment.
+
+Defaults here are safe for local development only; production.py requires the
+secrets and URLs and fails naming the missing variable.
+https://docs.djangoproject.com/en/5.2/ref/settings/
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from redisops import connections, redis_acl
+
+# django_app/ in a source tree; site-packages when installed (only used for
+# development defaults).
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    """A string from the environment, stripped; ``default`` when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_required(name: str, why: str = "") -> str:
+    """A value production cannot run without: fail loudly, naming the variable."""
+    value = env(name)
+    if not value:
+        hint = f" ({why})" if why else ""
+        raise ImproperlyConfigured(
+            f"environment variable {name} is required but not set{hint}; "
+            "see django_app/README.md. For development use "
+            "DJANGO_SETTINGS_MODULE=config.settings.local"
+        )
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be an integer, got {value!r}"
+        ) from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env(name).lower()
+    if not value:
+        return default
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = env(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# GENERAL
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#debug
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
+SECRET_KEY = env("DJANGO_SECRET_KEY", "dev-only-insecure-key-do-not-use-in-production")
+# https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# https://docs.djangoproject.com/en/5.2/ref/settings/#csrf-trusted-origins
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+TIME_ZONE = "UTC"
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+USE_I18N = False
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+def state_settings(state_dir: Path) -> dict[str, Any]:
+    """Settings that name writable paths: SQLite, static files, beat schedule."""
+    return {
+        "STATE_DIR": state_dir,
+        # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
+        # Any DATABASE_URL dj-database-url understands; SQLite in STATE_DIR otherwise.
+        "DATABASES": {
+            "default": dj_database_url.parse(
+                env("DATABASE_URL", f"sqlite:///{state_dir / 'db.sqlite3'}"),
+                conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            )
+        },
+        # https://docs.djangoproject.com/en/5.2/ref/settings/#static-root
+        "STATIC_ROOT": env("DJANGO_STATIC_ROOT", str(state_dir / "static")),
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule-filename
+        "CELERY_BEAT_SCHEDULE_FILENAME": env(
+            "CELERY_BEAT_SCHEDULE_FILENAME", str(state_dir / "celerybeat-schedule")
+        ),
+    }
+
+
+# Writable state (SQLite file, static files, beat schedule); production
+# defaults to /var/lib/redisops-app (the units' StateDirectory).
+globals().update(
+    state_settings(Path(env("DJANGO_STATE_DIR", str(BASE_DIR / ".state"))))
+)
+STATIC_URL = "static/"
+
+# APPS / MIDDLEWARE
+# ------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "redisops.apps.RedisOpsConfig",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "redisops.middleware.JsonErrorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+TEMPLATES: list[dict[str, Any]] = []
+# https://docs.djangoproject.com/en/5.2/ref/settings/#csrf-failure-view
+CSRF_FAILURE_VIEW = "redisops.views.csrf_failure"
+# URLs without a trailing slash are the API; no redirects to a slash.
+APPEND_SLASH = False
+
+# HTTP / BODY LIMITS
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+# JSON bodies larger than this answer 400 (redisops.views).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APP_MAX_BODY_BYTES", 64 * 1024)
+# Number of reverse proxies in front of gunicorn that append to
+# X-Forwarded-For; the client address for rate limits is taken that many
+# entries from the right. 0 = use REMOTE_ADDR.
+APP_TRUSTED_PROXY_COUNT = env_int("APP_TRUSTED_PROXY_COUNT", 0)
+
+# REDIS: one URL and one ACL user per purpose (redisops.redis_acl)
+# ------------------------------------------------------------------------------
+_DEV_REDIS = "redis://127.0.0.1:6379/0"
+REDIS_URLS = {
+    "REDIS_BROKER_URL": env("REDIS_BROKER_URL", _DEV_REDIS),
+    "REDIS_RESULT_URL": env("REDIS_RESULT_URL", _DEV_REDIS),
+    "REDIS_CACHE_URL": env("REDIS_CACHE_URL", _DEV_REDIS),
+    "REDIS_APP_URL": env("REDIS_APP_URL", _DEV_REDIS),
+    # Optional: only `manage.py smoke` uses it, to prove the user logs in.
+    "REDIS_MONITOR_URL": env("REDIS_MONITOR_URL"),
+}
+
+# CELERY
+# ------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# Time limits: the soft one raises SoftTimeLimitExceeded in the task, the hard
+# one kills the worker process.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+# Longest countdown/ETA the API accepts. The Redis broker redelivers a task
+# not acked within visibility_timeout, so that timeout must exceed the longest
+# task plus the longest ETA, or tasks run twice.
+APP_MAX_COUNTDOWN = env_int("APP_MAX_COUNTDOWN", 600)
+VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+# One task at a time per process: long tasks don't hold others hostage.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Ack after the task ran, and requeue it if its process died: tasks must be
+# idempotent (redisops.tasks).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 0) or None
+CELERY_TASK_TRACK_STARTED = True
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 3600)
+CELERY_RESULT_EXTENDED = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Logging: ours (config.celery_app), not Celery's.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Queues and routes: heavy work has its own queue and workers.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+CELERY_TASK_QUEUES = (Queue("default"), Queue("heavy"))
+CELERY_TASK_ROUTES = {"redisops.tasks.heavy_*": {"queue": "heavy"}}
+# Beat: exactly one `celery beat` in the fleet (its own service, never -B).
+APP_HEARTBEAT_INTERVAL = env_int("APP_HEARTBEAT_INTERVAL", 30)
+APP_HEARTBEAT_MAX_AGE = env_int("APP_HEARTBEAT_MAX_AGE", 120)
+CELERY_BEAT_SCHEDULE = {
+    "write-heartbeat": {
+        "task": "redisops.tasks.write_heartbeat",
+        "schedule": float(APP_HEARTBEAT_INTERVAL),
+        "options": {"expires": float(APP_HEARTBEAT_INTERVAL)},
+    },
+    "trim-streams": {
+        "task": "redisops.tasks.trim_streams",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
+}
+
+# APP: streams, Pub/Sub, rate limits
+# ------------------------------------------------------------------------------
+APP_STREAM = f"{redis_acl.APP_PREFIX}stream:events"
+APP_STREAM_GROUP = "workers"
+APP_STREAM_MAXLEN = env_int("APP_STREAM_MAXLEN", 10_000)
+# An entry delivered this many times without success goes to <stream>:dlq.
+APP_STREAM_MAX_DELIVERIES = env_int("APP_STREAM_MAX_DELIVERIES", 5)
+# Pending entries idle this long are claimed from their (dead) consumer.
+APP_STREAM_CLAIM_IDLE_MS = env_int("APP_STREAM_CLAIM_IDLE_MS", 60_000)
+APP_PUBSUB_RECORD_STREAM = f"{redis_acl.APP_PREFIX}pubsub:received"
+# Fleet-wide limit of redisops.tasks.notify (Celery's rate_limit is per worker).
+APP_NOTIFY_RATE = (
+    env_int("APP_NOTIFY_RATE_LIMIT", 10),
+    env_int("APP_NOTIFY_RATE_PERIOD", 1),
+)
+# When the limiter's Redis is unreachable: "open" lets requests through
+# (default: availability first; /readyz reports Redis down), "closed"
+# answers 503. The choice is logged at WARNING on every failure.
+RATELIMIT_FAILURE_MODE = env("RATELIMIT_FAILURE_MODE", "open")
+if RATELIMIT_FAILURE_MODE not in {"open", "closed"}:
+    raise ImproperlyConfigured("RATELIMIT_FAILURE_MODE must be 'open' or 'closed'")
+# The rate-limited demo endpoint /api/limited: per client address.
+APP_LIMITED_ENDPOINT = {
+    "algorithm": env("APP_LIMITED_ALGORITHM", "gcra"),
+    "limit": env_int("APP_LIMITED_LIMIT", 5),
+    "period": env_int("APP_LIMITED_PERIOD", 10),
+}
+
+
+def redis_settings(urls: dict[str, str]) -> dict[str, Any]:
+    """Settings derived from the Redis URLs (shared by every environment)."""
+    if connections.parse_redis_url(urls["REDIS_BROKER_URL"]).db != redis_acl.BROKER_DB:
+        raise ImproperlyConfigured(
+            f"REDIS_BROKER_URL must use database {redis_acl.BROKER_DB}: the broker "
+            "ACL user's channel rules name it (prefixes separate the purposes)"
+        )
+    broker_url, broker_opts = connections.celery_url_and_options(
+        urls["REDIS_BROKER_URL"], redis_acl.BROKER_PREFIX
+    )
+    result_url, result_opts = connections.celery_url_and_options(
+        urls["REDIS_RESULT_URL"], redis_acl.RESULTS_PREFIX
+    )
+    return {
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_BROKER_TRANSPORT_OPTIONS": {
+            **broker_opts,
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+        },
+        "CELERY_RESULT_BACKEND": result_url,
+        "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS": result_opts,
+        "CACHES": {
+            "default": connections.django_cache_config(
+                urls["REDIS_CACHE_URL"], redis_acl.CACHE_PREFIX
+            )
+        },
+        "REDIS_APP_URL": urls["REDIS_APP_URL"],
+    }
+
+
+def check_timeouts() -> None:
+    if VISIBILITY_TIMEOUT <= CELERY_TASK_TIME_LIMIT + APP_MAX_COUNTDOWN:
+        raise ImproperlyConfigured(
+            "CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT + "
+            "APP_MAX_COUNTDOWN, or the broker redelivers running tasks"
+        )
+    if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT"
+        )
+
+
+check_timeouts()
+globals().update(redis_settings(REDIS_URLS))
+
+# LOGGING: one line per event on stderr, with the Celery task id when there is one
+# ------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/logging/
+LOG_LEVEL = env("DJANGO_LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"task": {"()": "redisops.logsetup.TaskContextFilter"}},
+    "formatters": {
+        "line": {
+            "()": "redisops.logsetup.OneLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s pid=%(process)d "
+            "task=%(task_id)s %(message)s",
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["task"],
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},
+        "celery": {"level": LOG_LEVEL},
+    },
+}

@@ -1,0 +1,58 @@
+"""Tests: a real redis-server that redisops/tests/conftest.py starts on a free
+loopback port, with the ACL users of redisops.redis_acl (one per purpose).
+
+The port is chosen here, at import, and exported, so subprocesses (Celery
+worker, management commands) that import these settings reach the same server.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import redis_settings, state_settings
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+REDIS_TEST_PORT = int(
+    os.environ.setdefault("REDISOPS_TEST_REDIS_PORT", str(_free_port()))
+)
+REDIS_TEST_DIR = os.environ.setdefault(
+    "REDISOPS_TEST_DIR", tempfile.mkdtemp(prefix="redisops-test-")
+)
+# Password of every test ACL user: "<user>-pw" (test only).
+REDIS_TEST_URLS = {
+    "REDIS_BROKER_URL": f"redis://app_broker:app_broker-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
+    "REDIS_RESULT_URL": f"redis://app_results:app_results-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
+    "REDIS_CACHE_URL": f"redis://app_cache:app_cache-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
+    "REDIS_APP_URL": f"redis://app_data:app_data-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
+    "REDIS_MONITOR_URL": f"redis://app_monitor:app_monitor-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
+}
+# The fixtures' own login (flush, restart checks); not an app user.
+REDIS_TEST_ADMIN_URL = f"redis://test_admin:test_admin-pw@127.0.0.1:{REDIS_TEST_PORT}/0"
+# A test may point the app connection of a subprocess at its own server.
+if os.environ.get("REDIS_TEST_APP_URL"):
+    REDIS_TEST_URLS["REDIS_APP_URL"] = os.environ["REDIS_TEST_APP_URL"]
+REDIS_URLS = REDIS_TEST_URLS
+globals().update(redis_settings(REDIS_URLS))
+globals().update(state_settings(Path(REDIS_TEST_DIR)))
+
+DEBUG = False
+SECRET_KEY = "test-only-insecure-key"  # noqa: S105
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+# https://docs.djangoproject.com/en/5.2/ref/settings/#password-hashers
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Short timings so the stream tests see claims and dead letters quickly.
+APP_STREAM_CLAIM_IDLE_MS = 300
+APP_STREAM_MAX_DELIVERIES = 3
+APP_LIMITED_ENDPOINT = {"algorithm": "gcra", "limit": 3, "period": 60}
+APP_NOTIFY_RATE = (3, 1)
+LOG_LEVEL = "INFO"

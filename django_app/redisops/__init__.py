@@ -1,0 +1,1 @@
+"""redisops: Redis patterns (tasks, Pub/Sub, Streams, rate limits) done right."""

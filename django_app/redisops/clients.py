@@ -1,0 +1,30 @@
+"""The app's Redis clients, built once per process from settings."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import redis
+from django.conf import settings
+
+from .connections import client_from_url
+
+
+@cache
+def app_redis() -> redis.Redis:
+    """Client for REDIS_APP_URL (ACL user app_data). Safe to share across
+    threads; redis-py resets its pool after fork."""
+    return client_from_url(settings.REDIS_APP_URL)
+
+
+def server_version(client: redis.Redis) -> tuple[int, int, int]:
+    """The server's version from HELLO (allowed to every user, unlike INFO)."""
+    reply = client.execute_command("HELLO")
+    if isinstance(reply, list):  # RESP2: flat key/value list
+        reply = dict(zip(reply[::2], reply[1::2], strict=False))
+    version = reply.get("version") or reply.get(b"version") or "0.0.0"
+    if isinstance(version, bytes):
+        version = version.decode()
+    parts = [int(p) for p in version.split(".")[:3] if p.isdigit()]
+    major, minor, patch = [*parts, 0, 0, 0][:3]
+    return major, minor, patch

@@ -1,0 +1,206 @@
+"""Redis connections from URLs: one URL (and one ACL user) per purpose.
+
+Accepted forms, for every ``REDIS_*_URL`` setting:
+
+``redis://[USER:PASSWORD@]HOST[:PORT][/DB]``
+    plain TCP (``rediss://`` for TLS).
+``unix://[USER:PASSWORD@]/path/redis.sock[?db=N]``
+    unix socket.
+``sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/DB]?master_name=NAME``
+    Redis Sentinel; USER/PASSWORD log in to the master, optional
+    ``sentinel_username``/``sentinel_password`` query parameters to the
+    sentinels. Celery's own ``sentinel://a;sentinel://b`` form is accepted too.
+
+USER and PASSWORD are percent-encoded (``urllib.parse.quote``). This module
+imports no Django code, so settings modules can use it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import redis
+from redis.sentinel import Sentinel
+
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+_PASSWORD_RE = re.compile(r"(//[^:/@;]*):[^@;]*@")
+
+# Client defaults for the app connection: fail fast instead of hanging a
+# request, and notice dead connections (e.g. after a Redis restart).
+APP_CLIENT_DEFAULTS: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 5.0,
+    "health_check_interval": 15,
+    "decode_responses": True,
+}
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """A parsed Redis URL."""
+
+    url: str
+    scheme: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str | None = None
+    sentinel_kwargs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sentinel(self) -> bool:
+        return self.scheme == "sentinel"
+
+
+def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
+    if "@" not in netloc:
+        return None, None, netloc
+    userinfo, hosts = netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    return (unquote(user) or None), (unquote(password) or None), hosts
+
+
+def _host_port(item: str, default_port: int) -> tuple[str, int]:
+    host, _, port = item.strip().rpartition(":")
+    if not host:  # no port given
+        return item.strip(), default_port
+    return host.strip("[]"), int(port)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Parse a Redis or Sentinel URL; raise ValueError with the reason."""
+    if not url:
+        raise ValueError("empty Redis URL")
+    if ";" in url:  # Celery's form: sentinel://a:1/0;sentinel://b:2/0
+        splits = [urlsplit(p.strip()) for p in url.split(";") if p.strip()]
+        if any(s.scheme != "sentinel" for s in splits):
+            raise ValueError("';' separates sentinel:// URLs only")
+        first = splits[0]
+        creds = first.netloc.rsplit("@", 1)[0] + "@" if "@" in first.netloc else ""
+        hosts = ",".join(_userinfo(s.netloc)[2] for s in splits)
+        queries = [s.query for s in splits if s.query]
+        query = f"?{queries[-1]}" if queries else ""
+        url = f"sentinel://{creds}{hosts}{first.path}{query}"
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    if scheme not in (*PLAIN_SCHEMES, "sentinel"):
+        raise ValueError(f"unsupported Redis URL scheme {scheme!r}")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    user, password, hosts = _userinfo(parts.netloc)
+    path_db = parts.path.strip("/") if scheme != "unix" else ""
+    db_text = query.get("db") or path_db or "0"
+    if not db_text.isdigit():
+        raise ValueError(f"Redis database must be a number, got {db_text!r}")
+    if scheme != "sentinel":
+        return RedisTarget(
+            url=url, scheme=scheme, db=int(db_text), username=user, password=password
+        )
+    sentinels = tuple(_host_port(h, 26379) for h in hosts.split(",") if h.strip())
+    if not sentinels:
+        raise ValueError("sentinel URL names no sentinel host")
+    master = query.get("master_name") or query.get("service_name")
+    if not master:
+        raise ValueError("sentinel URL needs ?master_name=NAME")
+    skw = {}
+    if query.get("sentinel_username"):
+        skw["username"] = query["sentinel_username"]
+    if query.get("sentinel_password"):
+        skw["password"] = query["sentinel_password"]
+    return RedisTarget(
+        url=url,
+        scheme=scheme,
+        db=int(db_text),
+        username=user,
+        password=password,
+        sentinels=sentinels,
+        master_name=master,
+        sentinel_kwargs=skw,
+    )
+
+
+def client_from_url(url: str, **kwargs: Any) -> redis.Redis:
+    """Return a redis-py client; a Sentinel-managed master client for sentinel://."""
+    opts = {**APP_CLIENT_DEFAULTS, **kwargs}
+    target = parse_redis_url(url)
+    if not target.is_sentinel:
+        return redis.Redis.from_url(url, **opts)
+    sentinel = Sentinel(
+        list(target.sentinels),
+        sentinel_kwargs={
+            "socket_connect_timeout": opts["socket_connect_timeout"],
+            "socket_timeout": opts["socket_timeout"],
+            **target.sentinel_kwargs,
+        },
+    )
+    return sentinel.master_for(
+        target.master_name,
+        username=target.username,
+        password=target.password,
+        db=target.db,
+        **opts,
+    )
+
+
+def _credentials(target: RedisTarget) -> str:
+    if target.username is None and target.password is None:
+        return ""
+    user = quote(target.username or "", safe="")
+    password = quote(target.password or "", safe="")
+    return f"{user}:{password}@"
+
+
+def celery_url_and_options(url: str, keyprefix: str) -> tuple[str, dict[str, Any]]:
+    """Celery broker/result URL and transport options for one purpose.
+
+    ``keyprefix`` becomes kombu's/Celery's ``global_keyprefix``, so every key and
+    channel the user touches starts with it (see redisops.redis_acl).
+    """
+    target = parse_redis_url(url)
+    options: dict[str, Any] = {"global_keyprefix": keyprefix}
+    if not target.is_sentinel:
+        return url, options
+    creds = _credentials(target)
+    celery_url = ";".join(
+        f"sentinel://{creds}{host}:{port}/{target.db}"
+        for host, port in target.sentinels
+    )
+    options["master_name"] = target.master_name
+    if target.sentinel_kwargs:
+        options["sentinel_kwargs"] = dict(target.sentinel_kwargs)
+    return celery_url, options
+
+
+def django_cache_config(url: str, key_prefix: str) -> dict[str, Any]:
+    """A django-redis CACHES entry; Sentinel-aware."""
+    target = parse_redis_url(url)
+    options: dict[str, Any] = {
+        "SOCKET_CONNECT_TIMEOUT": 2,
+        "SOCKET_TIMEOUT": 2,
+        # A cache outage must not take the site down: treat errors as misses.
+        # https://github.com/jazzband/django-redis#memcached-exceptions-behavior
+        "IGNORE_EXCEPTIONS": True,
+    }
+    location = url
+    if target.is_sentinel:
+        location = f"redis://{_credentials(target)}{target.master_name}/{target.db}"
+        options.update(
+            CLIENT_CLASS="django_redis.client.SentinelClient",
+            CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
+            SENTINELS=list(target.sentinels),
+            SENTINEL_KWARGS=dict(target.sentinel_kwargs) or None,
+        )
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": location,
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": options,
+    }
+
+
+def redacted(url: str) -> str:
+    """The URL with its passwords replaced, for logs and error messages."""
+    return _PASSWORD_RE.sub(r"\1:***@", url)

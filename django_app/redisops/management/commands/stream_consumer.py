@@ -1,0 +1,61 @@
+"""Run one consumer of the app's stream consumer group until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from redisops.clients import app_redis
+from redisops.streams import StreamConsumer
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = (
+        "Consume the app stream in a consumer group: claims stale entries, "
+        "dead-letters poison ones, stops cleanly on SIGTERM."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--stream", default=settings.APP_STREAM)
+        parser.add_argument("--group", default=settings.APP_STREAM_GROUP)
+        parser.add_argument(
+            "--consumer",
+            default=socket.gethostname(),
+            help="consumer name, stable across restarts (default: host name); "
+            "give each process on a host its own",
+        )
+        parser.add_argument(
+            "--max-deliveries", type=int, default=settings.APP_STREAM_MAX_DELIVERIES
+        )
+        parser.add_argument(
+            "--claim-idle-ms", type=int, default=settings.APP_STREAM_CLAIM_IDLE_MS
+        )
+        parser.add_argument("--block-ms", type=int, default=2000)
+        parser.add_argument("--batch", type=int, default=10)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        consumer = StreamConsumer(
+            app_redis(),
+            opts["stream"],
+            opts["group"],
+            opts["consumer"],
+            max_deliveries=opts["max_deliveries"],
+            claim_idle_ms=opts["claim_idle_ms"],
+            block_ms=opts["block_ms"],
+            batch=opts["batch"],
+        )
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info("signal %d: finishing the current entry, then stopping", signum)
+            consumer.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        consumer.run()

@@ -1,0 +1,119 @@
+"""HTTP plumbing: JSON errors (never a traceback) and the rate-limit decorator."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .clients import app_redis
+from .ratelimit import make_limiter
+
+log = logging.getLogger(__name__)
+
+View = Callable[..., HttpResponse]
+
+
+def json_error(status: int, error: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": error, **extra}, status=status)
+
+
+class JsonErrorsMiddleware:
+    """Turn exceptions escaping a view into JSON: 400 for an oversized body,
+    503 when Redis is unreachable, 500 otherwise; logged, never shown."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse:
+        if isinstance(exc, RequestDataTooBig):
+            return json_error(
+                400,
+                f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+            )
+        if isinstance(exc, redis.RedisError):
+            log.error("redis error on %s %s: %r", request.method, request.path, exc)
+            return json_error(503, "redis unavailable")
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error")
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's IP: REMOTE_ADDR, or the X-Forwarded-For entry added by the
+    outermost of APP_TRUSTED_PROXY_COUNT trusted proxies (never a value the
+    client could choose)."""
+    proxies = settings.APP_TRUSTED_PROXY_COUNT
+    candidate = request.META.get("REMOTE_ADDR", "")
+    if proxies > 0:
+        hops = [
+            h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+        ]
+        hops = [h for h in hops if h]
+        if hops:
+            candidate = hops[-proxies] if len(hops) >= proxies else hops[0]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return "unknown"
+
+
+def rate_limit(
+    *,
+    scope: str,
+    algorithm: str | None = None,
+    limit: int | None = None,
+    period: float | None = None,
+    setting: str | None = None,
+) -> Callable[[View], View]:
+    """Limit a view per client address and ``scope`` (the route).
+
+    Values come from the arguments or from a settings dict named ``setting``
+    (keys algorithm/limit/period), read per request so tests can override.
+    A denied request gets 429 with Retry-After and RateLimit-* headers; every
+    answer carries the RateLimit-* headers. When Redis is unreachable,
+    RATELIMIT_FAILURE_MODE decides: "open" (default) lets the request through,
+    "closed" answers 503; either way it is logged.
+    """
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            conf = dict(getattr(settings, setting)) if setting else {}
+            algo = algorithm or conf["algorithm"]
+            lim = limit or conf["limit"]
+            per = period or conf["period"]
+            key = f"{scope}:{client_address(request)}"
+            try:
+                decision = make_limiter(algo, app_redis(), lim, per).hit(key)
+            except redis.RedisError as exc:
+                mode = settings.RATELIMIT_FAILURE_MODE
+                log.warning(
+                    "rate limiter unreachable (%r); failing %s for %s", exc, mode, key
+                )
+                if mode == "closed":
+                    return json_error(503, "rate limiter unavailable")
+                return view(request, *args, **kwargs)
+            if not decision.allowed:
+                response: HttpResponse = json_error(
+                    429, "rate limit exceeded", retry_after=decision.retry_after
+                )
+            else:
+                request.rate_limit = decision  # type: ignore[attr-defined]
+                response = view(request, *args, **kwargs)
+            for name, value in decision.headers().items():
+                response[name] = value
+            return response
+
+        return wrapped
+
+    return decorator

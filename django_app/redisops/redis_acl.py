@@ -1,0 +1,211 @@
+"""The one declaration of the Redis ACL users this app needs.
+
+Every key prefix and channel pattern the code uses comes from the constants
+below, and each ACL user may touch only its own. ``django_app/acl_users.yml``
+is generated from this module (``python -m redisops.redis_acl > acl_users.yml``)
+for the Ansible side; a test fails when the two differ, and the test Redis
+runs with exactly these users, so a missing permission fails the test suite.
+
+Rules are rendered per server version: channel rules (``&pattern``) exist from
+Redis 6.2 on; on 6.0 every user may use every channel.
+https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+
+# Key prefixes (the code builds every key from these).
+BROKER_PREFIX = "broker:"  # kombu global_keyprefix: queues, unacked, bindings
+RESULTS_PREFIX = "results:"  # Celery result backend global_keyprefix
+CACHE_PREFIX = "cache"  # django-redis KEY_PREFIX -> keys "cache:<version>:<key>"
+APP_PREFIX = "app:"  # our data: rate limits, streams, pubsub log, heartbeat
+
+# kombu's PSUBSCRIBE patterns ("/<db>.<exchange>"); the broker URL must use
+# DB 0 (settings refuse another), since ACL compares these literally.
+BROKER_DB = 0
+BROKER_PSUBSCRIBE_PATTERNS = (
+    f"/{BROKER_DB}.celery.pidbox",
+    f"/{BROKER_DB}.celeryev/worker.*",
+)
+
+# Pub/Sub channels of the app: PUBLISH app:events:<topic>, listener PSUBSCRIBEs
+# the pattern.
+PUBSUB_CHANNEL_PREFIX = f"{APP_PREFIX}events:"
+PUBSUB_PATTERN = f"{PUBSUB_CHANNEL_PREFIX}*"
+
+# Commands no app user gets, whatever its categories grant.
+DENIED_EVERYWHERE = (
+    "-@dangerous",  # FLUSHALL FLUSHDB KEYS CONFIG DEBUG SHUTDOWN ACL MONITOR ...
+    "-@admin",
+)
+
+
+@dataclass(frozen=True)
+class AclUser:
+    """One Redis ACL user: who connects with it, and what it may do."""
+
+    name: str
+    env: str  # the setting/env variable whose URL carries this user
+    description: str
+    keys: tuple[str, ...]  # key patterns (~pattern)
+    channels: tuple[str, ...]  # Pub/Sub channel patterns (&pattern, Redis >= 6.2)
+    commands: tuple[str, ...]  # command rules, applied in order after -@all
+    read_only_keys: bool = False  # informational: commands only read
+
+    def rule(self, redis_version: tuple[int, int] = (7, 0)) -> str:
+        """The ACL SETUSER rule text (without 'on' and the password)."""
+        parts = ["resetkeys", *(f"~{k}" for k in self.keys)]
+        if redis_version >= (6, 2):
+            parts += ["resetchannels", *(f"&{c}" for c in self.channels)]
+        parts += ["-@all", *self.commands]
+        return " ".join(parts)
+
+
+_DATA_COMMANDS = (
+    "+@read",
+    "+@write",
+    "+@transaction",
+    "+@connection",
+)
+# SCAN/RANDOMKEY list key names of other users; ACL key patterns don't filter them.
+_NO_KEY_DISCOVERY = ("-scan", "-randomkey")
+
+USERS: tuple[AclUser, ...] = (
+    AclUser(
+        name="app_broker",
+        env="REDIS_BROKER_URL",
+        description="Celery broker (kombu): task queues, unacked index, "
+        "remote-control fanout. Producers (web) and workers.",
+        keys=(f"{BROKER_PREFIX}*",),
+        # PUBLISH/SUBSCRIBE match channel globs, but PSUBSCRIBE patterns must
+        # equal an allowed pattern literally: kombu's fanout (remote control)
+        # and event (gossip) subscriptions, for broker DB 0.
+        channels=(
+            f"{BROKER_PREFIX}*",
+            *(f"{BROKER_PREFIX}{p}" for p in BROKER_PSUBSCRIBE_PATTERNS),
+        ),
+        commands=(
+            *_DATA_COMMANDS,
+            "+@pubsub",
+            # kombu's unacked mutex is a redis-py Lock: release is a Lua script
+            "+evalsha",
+            "+script|load",
+            *_NO_KEY_DISCOVERY,
+            *DENIED_EVERYWHERE,
+        ),
+    ),
+    AclUser(
+        name="app_results",
+        env="REDIS_RESULT_URL",
+        description="Celery result backend: task results, and the channels "
+        "the result consumer subscribes to.",
+        keys=(f"{RESULTS_PREFIX}*",),
+        channels=(f"{RESULTS_PREFIX}*",),
+        commands=(*_DATA_COMMANDS, "+@pubsub", *_NO_KEY_DISCOVERY, *DENIED_EVERYWHERE),
+    ),
+    AclUser(
+        name="app_cache",
+        env="REDIS_CACHE_URL",
+        description="Django cache (django-redis). cache.clear() is denied "
+        "(it would FLUSHDB); delete by key or pattern instead.",
+        keys=(f"{CACHE_PREFIX}:*",),
+        channels=(),
+        # django-redis runs a Lua script for incr()
+        commands=(*_DATA_COMMANDS, "+eval", "+evalsha", *DENIED_EVERYWHERE),
+    ),
+    AclUser(
+        name="app_data",
+        env="REDIS_APP_URL",
+        description="App data: rate limiter (Lua via EVALSHA, SCRIPT LOAD), "
+        "streams and consumer groups, Pub/Sub publish/listen, heartbeat.",
+        keys=(f"{APP_PREFIX}*",),
+        # PSUBSCRIBE needs the literal pattern; SUBSCRIBE/PUBLISH match the glob.
+        channels=(f"{APP_PREFIX}*", PUBSUB_PATTERN),
+        commands=(
+            *_DATA_COMMANDS,
+            "+@pubsub",
+            "+@stream",
+            "+eval",
+            "+evalsha",
+            "+script|load",
+            "+script|exists",
+            "+time",
+            *_NO_KEY_DISCOVERY,
+            *DENIED_EVERYWHERE,
+        ),
+    ),
+    AclUser(
+        name="app_monitor",
+        env="REDIS_MONITOR_URL",
+        description="Monitoring, read-only: server stats, queue/stream "
+        "lengths, consumer-group lag. Cannot read values or write.",
+        keys=("*",),
+        channels=(),
+        commands=(
+            "+ping",
+            "+hello",
+            "+info",
+            "+latency|latest",
+            "+slowlog|get",
+            "+slowlog|len",
+            "+dbsize",
+            "+llen",
+            "+xlen",
+            "+xinfo|groups",
+            "+xinfo|consumers",
+            "+xpending",
+            "+scard",
+            "+zcard",
+            "+type",
+            "+ttl",
+        ),
+        read_only_keys=True,
+    ),
+)
+
+USERS_BY_ENV = {u.env: u for u in USERS}
+
+
+def as_data() -> dict:
+    """The declaration as plain data (what acl_users.yml holds)."""
+    return {
+        "version": 1,
+        "prefixes": {
+            "broker": BROKER_PREFIX,
+            "results": RESULTS_PREFIX,
+            "cache": CACHE_PREFIX,
+            "app": APP_PREFIX,
+        },
+        "pubsub_pattern": PUBSUB_PATTERN,
+        "users": [
+            {
+                **{
+                    k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in asdict(u).items()
+                },
+                "rule": u.rule((7, 0)),
+                "rule_redis60": u.rule((6, 0)),
+            }
+            for u in USERS
+        ],
+    }
+
+
+def render_yaml() -> str:
+    """YAML text for acl_users.yml (needs PyYAML, a test/dev dependency)."""
+    import yaml
+
+    header = (
+        "# Generated from django_app/redisops/redis_acl.py: do not edit.\n"
+        "# Regenerate: python -m redisops.redis_acl > acl_users.yml\n"
+        "# rule: for Redis >= 6.2 (channel rules); rule_redis60: for Redis 6.0.\n"
+        "# Prepend 'on >PASSWORD' (or '#SHA256') when writing ACL SETUSER/aclfile.\n"
+    )
+    body = yaml.safe_dump(as_data(), sort_keys=False, width=1000)
+    return header + body
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render_yaml())

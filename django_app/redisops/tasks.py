@@ -1,0 +1,160 @@
+"""Celery tasks. Late acks + reject on worker lost (settings) mean any task may
+run again after a crash: each one is safe to run twice.
+
+Names are explicit so routes (``redisops.tasks.heavy_*`` -> queue ``heavy``)
+and the API's allow-list don't depend on import paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+from . import pubsub, redis_acl, streams
+from .clients import app_redis
+from .ratelimit import TokenBucket, lua_source
+
+log = logging.getLogger(__name__)
+
+TASK_KEY_PREFIX = f"{redis_acl.APP_PREFIX}task:"
+HEARTBEAT_KEY = f"{redis_acl.APP_PREFIX}beat:heartbeat"
+LEDGER_KEY = f"{TASK_KEY_PREFIX}ledger"
+NOTIFY_LOG_KEY = f"{TASK_KEY_PREFIX}notify:sent"
+PAYMENT_MARKER_TTL = 7 * 24 * 3600
+
+
+class TransientError(Exception):
+    """A failure worth retrying (the demo's stand-in for a flaky upstream)."""
+
+
+@shared_task(name="redisops.tasks.add")
+def add(x: int, y: int) -> int:
+    """The simple one."""
+    return x + y
+
+
+@shared_task(name="redisops.tasks.heavy_checksum")
+def heavy_checksum(size_kib: int, rounds: int) -> str:
+    """CPU work, routed to the ``heavy`` queue."""
+    digest = b"\0" * (size_kib * 1024)
+    for _ in range(rounds):
+        digest = hashlib.sha256(digest).digest() * (size_kib * 32)
+    return hashlib.sha256(digest).hexdigest()
+
+
+@shared_task(
+    bind=True,
+    name="redisops.tasks.flaky",
+    # Only what we expect to be transient; a bug (ValueError...) fails at once.
+    autoretry_for=(TransientError, redis.ConnectionError, redis.TimeoutError),
+    retry_backoff=1,  # 1 s, 2 s, 4 s, ...
+    retry_backoff_max=30,  # cap
+    retry_jitter=True,  # random delay in [0, backoff]: no thundering herd
+    max_retries=5,
+)
+def flaky(self, key: str, failures: int) -> dict[str, int]:
+    """Fails with TransientError ``failures`` times for ``key``, then succeeds."""
+    if failures < 0:
+        raise ValueError("failures must be >= 0")
+    client = app_redis()
+    counter = f"{TASK_KEY_PREFIX}flaky:{key}"
+    attempt = client.incr(counter)
+    client.expire(counter, 3600)
+    if attempt <= failures:
+        log.info("flaky %s attempt %d fails on purpose", key, attempt)
+        raise TransientError(f"attempt {attempt} of {key} failed")
+    return {"attempts": attempt, "retries": self.request.retries}
+
+
+@shared_task(bind=True, name="redisops.tasks.record_payment")
+def record_payment(
+    self, payment_id: str, account: str, amount: int
+) -> dict[str, object]:
+    """Idempotent under redelivery: the ledger change and the payment's
+    processed-once marker are one atomic Lua step (lua/apply_once.lua)."""
+    client = app_redis()
+    apply_once = client.register_script(lua_source("apply_once"))
+    applied = apply_once(
+        keys=[f"{TASK_KEY_PREFIX}payment:done:{payment_id}", LEDGER_KEY],
+        args=[PAYMENT_MARKER_TTL, self.request.id or "-", account, amount],
+    )
+    balance = int(client.hget(LEDGER_KEY, account) or 0)
+    if not applied:
+        log.info("payment %s already recorded; nothing changed", payment_id)
+    return {"applied": bool(applied), "account": account, "balance": balance}
+
+
+@shared_task(bind=True, name="redisops.tasks.notify", max_retries=100)
+def notify(self, user_id: str) -> dict[str, object]:
+    """Rate-limited across the whole fleet by our Redis limiter.
+
+    Celery's ``rate_limit`` option is enforced per worker process pool: with N
+    worker hosts the real rate is N times higher. This token bucket lives in
+    Redis, so every worker shares it.
+    """
+    client = app_redis()
+    limit, period = settings.APP_NOTIFY_RATE
+    decision = TokenBucket(client, limit, period).hit("task:notify")
+    if not decision.allowed:
+        jitter = random.uniform(0, decision.retry_after / 4)  # noqa: S311 - not crypto
+        raise self.retry(countdown=decision.retry_after + jitter)
+    seconds, micros = client.time()
+    client.rpush(NOTIFY_LOG_KEY, f"{seconds}.{micros:06d} {user_id}")
+    client.ltrim(NOTIFY_LOG_KEY, -1000, -1)
+    return {"user_id": user_id, "sent": True}
+
+
+@shared_task(name="redisops.tasks.write_heartbeat", ignore_result=True)
+def write_heartbeat() -> None:
+    """Beat's proof of life, read by /readyz: Redis's own clock, so no host
+    clock is compared with another."""
+    client = app_redis()
+    seconds, _ = client.time()
+    client.set(HEARTBEAT_KEY, seconds, ex=max(settings.APP_HEARTBEAT_MAX_AGE * 10, 600))
+
+
+def heartbeat_age(client: redis.Redis) -> float | None:
+    """Seconds since beat's last heartbeat, on Redis's clock; None if never."""
+    value = client.get(HEARTBEAT_KEY)
+    if value is None:
+        return None
+    seconds, _ = client.time()
+    return max(0.0, seconds - float(value))
+
+
+@shared_task(name="redisops.tasks.trim_streams", ignore_result=True)
+def trim_streams() -> dict[str, object]:
+    """Keep the app's streams bounded (producers trim approximately too)."""
+    client = app_redis()
+    result = {
+        "events": streams.trim(client, settings.APP_STREAM, settings.APP_STREAM_MAXLEN),
+        "dlq": client.xtrim(
+            streams.dlq_name(settings.APP_STREAM),
+            maxlen=settings.APP_STREAM_MAXLEN,
+            approximate=True,
+        ),
+        "pubsub": client.xtrim(
+            settings.APP_PUBSUB_RECORD_STREAM, maxlen=10_000, approximate=True
+        ),
+    }
+    pubsub.listeners(client)  # also forgets long-gone listeners
+    log.info("trimmed streams: %s", result)
+    return result
+
+
+# What the API may enqueue, with the argument types each accepts.
+API_TASKS: dict[str, tuple[object, dict[str, type]]] = {
+    "add": (add, {"x": int, "y": int}),
+    "heavy_checksum": (heavy_checksum, {"size_kib": int, "rounds": int}),
+    "flaky": (flaky, {"key": str, "failures": int}),
+    "record_payment": (
+        record_payment,
+        {"payment_id": str, "account": str, "amount": int},
+    ),
+    "notify": (notify, {"user_id": str}),
+}

@@ -1,0 +1,188 @@
+"""Fixtures: a real redis-server with our ACL users, and a real Celery worker.
+
+No fakeredis and no task_always_eager: the worker is a `celery worker`
+subprocess on the test broker, so serialization, routing, acks and retries
+are the real ones.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+
+from redisops.clients import app_redis
+from redisops.tests.redis_proc import RedisProcess
+
+APP_DIR = Path(__file__).resolve().parents[2]
+
+
+def wait_for(
+    probe: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "",
+) -> Any:
+    """Poll ``probe`` until truthy; fail the test with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or probe}")
+        time.sleep(interval)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(APP_DIR / "manage.py"), *args]
+
+
+class Proc:
+    """A subprocess whose output goes to a log file we can read in asserts."""
+
+    def __init__(self, cmd: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.popen = subprocess.Popen(
+            cmd, cwd=APP_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Path:
+    return Path(settings.REDIS_TEST_DIR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server(tmp_root: Path) -> Iterator[RedisProcess]:
+    """The session's redis-server on the port config.settings.test chose."""
+    server = RedisProcess(settings.REDIS_TEST_PORT, tmp_root / "redis")
+    server.start()
+    yield server
+    _close_celery_result_consumer()
+    server.stop()
+
+
+def _close_celery_result_consumer() -> None:
+    """Let AsyncResults finish while Redis is up; otherwise their __del__
+    retries a reconnect to the stopped server for minutes."""
+    from config.celery_app import app
+
+    gc.collect()
+    consumer = getattr(app.backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+        consumer.stop()
+        consumer._pubsub = None
+
+
+@pytest.fixture(scope="session")
+def admin_redis(redis_server: RedisProcess) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url(), decode_responses=True)
+
+
+@pytest.fixture
+def r(redis_server: RedisProcess) -> redis.Redis:
+    """The app's own client (ACL user app_data), as the code uses it."""
+    return app_redis()
+
+
+@pytest.fixture
+def uid() -> str:
+    """A fresh id for this test's keys (tests share one server)."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start subprocesses; all are stopped (TERM, then KILL) after the test."""
+    procs: list[Proc] = []
+
+    def _spawn(cmd: list[str], name: str = "proc", **env: str) -> Proc:
+        proc = Proc(cmd, tmp_path / f"{name}-{len(procs)}.log", subprocess_env(**env))
+        procs.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_server: RedisProcess, tmp_root: Path) -> Iterator[Proc]:
+    """One real worker (prefork, 2 processes) on queues default and heavy."""
+    from redisops import tasks
+
+    log = tmp_root / "celery-worker.log"
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "config.celery_app",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            "test@%h",
+            "--queues",
+            "default,heavy",
+            "--concurrency",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        log,
+        subprocess_env(),
+    )
+    try:
+        assert tasks.add.delay(1, 1).get(timeout=30) == 2, proc.output
+    except Exception:
+        proc.stop()
+        raise RuntimeError(
+            f"celery worker did not answer:\n{proc.output[-4000:]}"
+        ) from None
+    yield proc
+    proc.stop(timeout=30)

@@ -1,0 +1,121 @@
+"""Start and stop a throwaway redis-server (tests and the benchmark)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from redisops import redis_acl
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+ADMIN_USER = "test_admin"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_version() -> tuple[int, int]:
+    out = subprocess.run(
+        [REDIS_SERVER, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    version = out.split("v=", 1)[1].split()[0]
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def password(user: str) -> str:
+    """Test-only password convention: '<user>-pw'."""
+    return f"{user}-pw"
+
+
+class RedisProcess:
+    """redis-server on 127.0.0.1:<port>, no persistence, optional ACL users.
+
+    With ``acl=True`` the default user is off and the users of
+    redisops.redis_acl exist (password '<name>-pw'), plus test_admin (+@all).
+    """
+
+    def __init__(self, port: int, workdir: Path, *, acl: bool = True) -> None:
+        self.port = port
+        self.workdir = Path(workdir)
+        self.acl = acl
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def conf_path(self) -> Path:
+        return self.workdir / f"redis-{self.port}.conf"
+
+    def write_conf(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            "protected-mode yes",
+            f"dir {self.workdir}",
+            'save ""',
+            "appendonly no",
+            f"logfile {self.workdir / f'redis-{self.port}.log'}",
+            "maxmemory-policy noeviction",
+        ]
+        if self.acl:
+            version = server_version()
+            if version >= (7, 0):
+                # Let the ACL, not this switch, be what refuses DEBUG.
+                lines.append("enable-debug-command yes")
+            lines.append("user default off resetkeys -@all")
+            lines.append(
+                f"user {ADMIN_USER} on >{password(ADMIN_USER)} ~* &* +@all"
+                if version >= (6, 2)
+                else f"user {ADMIN_USER} on >{password(ADMIN_USER)} ~* +@all"
+            )
+            for user in redis_acl.USERS:
+                lines.append(
+                    f"user {user.name} on >{password(user.name)} {user.rule(version)}"
+                )
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def url(self, user: str | None = ADMIN_USER, db: int = 0) -> str:
+        if self.acl and user:
+            return f"redis://{user}:{password(user)}@127.0.0.1:{self.port}/{db}"
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.write_conf()
+        self.proc = subprocess.Popen([REDIS_SERVER, str(self.conf_path)])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = self.workdir / f"redis-{self.port}.log"
+                raise RuntimeError(f"redis-server exited: {log.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=0.2
+                ) as s:
+                    s.sendall(b"PING\r\n")
+                    reply = s.recv(64)
+                if reply.startswith((b"+PONG", b"-NOAUTH")):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

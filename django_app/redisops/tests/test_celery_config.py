@@ -1,0 +1,113 @@
+"""The effective Celery configuration (app.conf), not what settings files say.
+
+Celery reads only new-style names under the CELERY namespace; CELERYD_* and
+CELERY_ACKS_LATE are silently ignored (shared/seed/KNOWN-MISTAKES.md).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from celery.app.defaults import NAMESPACES, flatten
+from django.conf import settings
+
+from config.celery_app import app
+from redisops import redis_acl
+
+SETTINGS_DIR = Path(__file__).resolve().parents[2] / "config" / "settings"
+
+
+def test_worker_prefetches_one_task_per_process() -> None:
+    assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_tasks_are_acked_late_and_rejected_when_the_worker_dies() -> None:
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+
+
+def test_only_json_is_accepted_and_produced() -> None:
+    assert app.conf.task_serializer == "json"
+    assert app.conf.result_serializer == "json"
+    assert list(app.conf.accept_content) == ["json"]
+    assert list(app.conf.result_accept_content) == ["json"]
+
+
+def test_soft_and_hard_time_limits_are_set_and_ordered() -> None:
+    assert 0 < app.conf.task_soft_time_limit < app.conf.task_time_limit
+
+
+def test_results_expire() -> None:
+    expires = app.conf.result_expires
+    seconds = expires if isinstance(expires, int) else expires.total_seconds()
+    assert seconds == settings.CELERY_RESULT_EXPIRES == 3600
+
+
+def test_visibility_timeout_exceeds_hard_limit_plus_longest_countdown() -> None:
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    assert visibility > app.conf.task_time_limit + settings.APP_MAX_COUNTDOWN
+
+
+def test_broker_and_results_use_their_acl_prefixes() -> None:
+    assert (
+        app.conf.broker_transport_options["global_keyprefix"] == redis_acl.BROKER_PREFIX
+    )
+    assert (
+        app.conf.result_backend_transport_options["global_keyprefix"]
+        == redis_acl.RESULTS_PREFIX
+    )
+    assert "app_broker" in app.conf.broker_url
+    assert "app_results" in app.conf.result_backend
+
+
+def test_queues_and_routes() -> None:
+    assert {q.name for q in app.conf.task_queues} == {"default", "heavy"}
+    assert app.conf.task_default_queue == "default"
+    router = app.amqp.router
+    route = router.route({}, "redisops.tasks.heavy_checksum")
+    assert route["queue"].name == "heavy"
+    assert router.route({}, "redisops.tasks.add")["queue"].name == "default"
+
+
+def test_beat_schedule_names_registered_tasks() -> None:
+    app.loader.import_default_modules()
+    schedule = app.conf.beat_schedule
+    assert {"write-heartbeat", "trim-streams"} <= set(schedule)
+    for entry in schedule.values():
+        assert entry["task"] in app.tasks
+    assert schedule["write-heartbeat"]["schedule"] < settings.APP_HEARTBEAT_MAX_AGE
+
+
+def test_settings_use_no_old_style_or_duplicate_celery_names() -> None:
+    """CELERYD_*, CELERY_ACKS_LATE etc. would be silently ignored; a name
+    assigned twice in one module silently loses its first value."""
+    ignored = ("CELERYD_", "CELERYBEAT_", "CELERY_ACKS_LATE", "CELERY_RESULT_EXPIRES_")
+    for module in SETTINGS_DIR.glob("*.py"):
+        names = [
+            target.id
+            for node in ast.parse(module.read_text()).body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        ]
+        assert not [n for n in names if n.startswith(ignored)], module
+        celery = [n for n in names if n.startswith("CELERY_")]
+        assert len(celery) == len(set(celery)), f"duplicate CELERY_ name in {module}"
+
+
+def test_every_celery_setting_is_one_celery_reads() -> None:
+    known = {f"CELERY_{key.upper()}" for key, _ in flatten(NAMESPACES)}
+    ours = {name for name in dir(settings) if name.startswith("CELERY_")}
+    assert ours - known == set()
+
+
+def test_settings_refuse_a_visibility_timeout_below_the_hard_limit(monkeypatch) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.settings import base
+
+    monkeypatch.setattr(base, "VISIBILITY_TIMEOUT", base.CELERY_TASK_TIME_LIMIT)
+    with pytest.raises(ImproperlyConfigured, match="VISIBILITY_TIMEOUT"):
+        base.check_timeouts()

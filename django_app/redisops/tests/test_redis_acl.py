@@ -1,0 +1,127 @@
+"""The ACL declaration: exported file in sync, and each user limited to its job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from redisops import redis_acl
+from redisops.tests.redis_proc import RedisProcess, password
+
+ACL_FILE = Path(__file__).resolve().parents[2] / "acl_users.yml"
+
+
+def login(server: RedisProcess, user: str) -> redis.Redis:
+    return redis.Redis(
+        port=server.port, username=user, password=password(user), decode_responses=True
+    )
+
+
+def test_acl_users_yml_matches_the_python_declaration() -> None:
+    assert ACL_FILE.read_text() == redis_acl.render_yaml(), (
+        "acl_users.yml is stale: python -m redisops.redis_acl > acl_users.yml"
+    )
+    data = yaml.safe_load(ACL_FILE.read_text())
+    assert {u["name"] for u in data["users"]} == {u.name for u in redis_acl.USERS}
+
+
+def test_every_user_has_its_own_url_variable() -> None:
+    envs = [u.env for u in redis_acl.USERS]
+    assert len(set(envs)) == len(envs)
+    assert set(envs) >= {
+        "REDIS_BROKER_URL",
+        "REDIS_RESULT_URL",
+        "REDIS_CACHE_URL",
+        "REDIS_APP_URL",
+    }
+
+
+def test_redis60_rules_have_no_channel_rules() -> None:
+    for user in redis_acl.USERS:
+        assert "&" not in user.rule((6, 0))
+        assert "resetchannels" in user.rule((7, 0))
+
+
+def test_default_user_cannot_authenticate(redis_server: RedisProcess) -> None:
+    no_retry = Retry(NoBackoff(), 0)
+    client = redis.Redis(
+        port=redis_server.port, username="default", password="x", retry=no_retry
+    )
+    with pytest.raises(redis.AuthenticationError, match="invalid username-password"):
+        client.ping()
+    anonymous = redis.Redis(port=redis_server.port, retry=no_retry)
+    with pytest.raises(redis.AuthenticationError, match="Authentication required"):
+        anonymous.ping()
+
+
+DANGEROUS = [
+    ("FLUSHALL",),
+    ("FLUSHDB",),
+    ("CONFIG", "GET", "*"),
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("KEYS", "*"),
+    ("DEBUG", "SLEEP", "0"),
+    ("SHUTDOWN", "NOSAVE"),
+    ("ACL", "LIST"),
+    ("MONITOR",),
+    ("SCRIPT", "FLUSH"),
+]
+
+
+@pytest.mark.parametrize("user", [u.name for u in redis_acl.USERS])
+@pytest.mark.parametrize("command", DANGEROUS, ids=lambda c: " ".join(c[:2]))
+def test_app_users_are_denied_dangerous_commands(
+    redis_server: RedisProcess, user: str, command: tuple[str, ...]
+) -> None:
+    with pytest.raises(redis.exceptions.NoPermissionError, match="no permissions"):
+        login(redis_server, user).execute_command(*command)
+
+
+@pytest.mark.parametrize(
+    ("user", "own", "foreign"),
+    [
+        ("app_broker", "broker:x", "app:x"),
+        ("app_results", "results:x", "broker:x"),
+        ("app_cache", "cache:1:x", "app:x"),
+        ("app_data", "app:x", "results:x"),
+    ],
+)
+def test_users_write_only_their_own_prefix(
+    redis_server: RedisProcess, user: str, own: str, foreign: str
+) -> None:
+    client = login(redis_server, user)
+    assert client.set(own, "1", ex=10)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        client.set(foreign, "1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        client.get(foreign)
+
+
+def test_app_user_cannot_list_key_names(redis_server: RedisProcess) -> None:
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        login(redis_server, "app_data").scan()
+
+
+def test_app_user_channels_are_limited(redis_server: RedisProcess) -> None:
+    client = login(redis_server, "app_data")
+    assert client.publish(redis_acl.PUBSUB_CHANNEL_PREFIX + "t", "x") == 0
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        client.publish("broker:/0.celery.pidbox", "x")
+
+
+def test_monitor_user_reads_lengths_but_not_values(
+    redis_server: RedisProcess, admin_redis: redis.Redis
+) -> None:
+    admin_redis.rpush("broker:monitor-test", "secret")
+    client = login(redis_server, "app_monitor")
+    assert client.ping()
+    assert client.llen("broker:monitor-test") == 1
+    assert "redis_version" in client.info("server")
+    for command in (("LRANGE", "broker:monitor-test", 0, -1), ("SET", "x", "1")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.execute_command(*command)

@@ -1,0 +1,66 @@
+"""`manage.py smoke` against the test stack: passes when all runs, names what fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from redisops import pubsub, tasks
+from redisops.clients import app_redis
+from redisops.tests.conftest import APP_DIR, manage, subprocess_env, wait_for
+
+
+def smoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "smoke", "--timeout", "15", *args],
+        cwd=APP_DIR,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("celery_worker")
+def test_smoke_passes_on_a_running_stack(spawn) -> None:
+    r = app_redis()
+    tasks.write_heartbeat()
+    spawn(manage("pubsub_listener", "--name", "smoke-listener"), name="listener")
+    spawn(manage("stream_consumer", "--consumer", "smoke-consumer"), name="consumer")
+    wait_for(
+        lambda: "smoke-listener" in pubsub.listeners(r), timeout=20, what="listener"
+    )
+    result = smoke()
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in (
+        "redis",
+        "database",
+        "worker",
+        "beat",
+        "pubsub",
+        "listener",
+        "stream",
+        "ratelimit",
+    ):
+        assert f"ok   {check}:" in result.stdout
+    assert "monitor" in result.stdout  # every configured user logged in
+
+
+def test_smoke_fails_naming_what_is_missing() -> None:
+    app_redis().delete(tasks.HEARTBEAT_KEY)
+    result = smoke("--skip", "worker,stream,database")
+    assert result.returncode == 1
+    assert "FAIL beat: " in result.stderr
+    assert "FAIL listener: " in result.stderr
+    assert "smoke failed: beat, listener" in result.stderr
+    assert "ok   ratelimit" in result.stdout
+
+
+def test_smoke_refuses_unknown_checks() -> None:
+    result = smoke("--skip", "everything")
+    assert result.returncode != 0
+    assert "unknown check" in result.stderr

@@ -1,0 +1,212 @@
+"""Consumer groups that lose nothing and process each entry once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+import redis
+
+from redisops import streams
+from redisops.streams import StreamConsumer
+from redisops.tests.conftest import manage, wait_for
+
+
+def consumer(r: redis.Redis, stream: str, name: str, **kw) -> StreamConsumer:
+    kw.setdefault("claim_idle_ms", 200)
+    kw.setdefault("block_ms", 100)
+    kw.setdefault("max_deliveries", 3)
+    return StreamConsumer(r, stream, "workers", name, **kw)
+
+
+def run_in_thread(c: StreamConsumer) -> threading.Thread:
+    t = threading.Thread(target=c.run, daemon=True)
+    t.start()
+    return t
+
+
+def pending_consumers(r: redis.Redis, stream: str) -> list[str]:
+    try:
+        return [
+            p["consumer"] for p in r.xpending_range(stream, "workers", "-", "+", 10)
+        ]
+    except redis.ResponseError:  # NOGROUP: the consumer has not started yet
+        return []
+
+
+def effects(r: redis.Redis, stream: str) -> dict[str, int]:
+    return {k: int(v) for k, v in r.hgetall(streams.effects_key(stream)).items()}
+
+
+@pytest.fixture
+def stream(uid: str) -> str:
+    return f"app:stream:test-{uid}"
+
+
+def test_group_from_id_0_sees_entries_written_before_it(
+    r: redis.Redis, stream: str
+) -> None:
+    """The seed created the group at '$' and skipped what was already there."""
+    ids = [streams.produce(r, stream, {"n": str(i)}, 1000) for i in range(3)]
+    c = consumer(r, stream, "c1")
+    c.ensure_group()
+    c.read_new()
+    assert set(effects(r, stream)) == set(ids)
+    assert r.xpending(stream, "workers")["pending"] == 0
+
+
+def test_ensure_group_ignores_only_busygroup(r: redis.Redis, stream: str) -> None:
+    c = consumer(r, stream, "c1")
+    c.ensure_group()
+    c.ensure_group()  # BUSYGROUP: fine
+    r.set(f"{stream}:notastream", "x")
+    other = consumer(r, f"{stream}:notastream", "c1")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        other.ensure_group()
+
+
+def test_producer_caps_the_stream_approximately(r: redis.Redis, stream: str) -> None:
+    for i in range(500):
+        streams.produce(r, stream, {"n": str(i)}, maxlen=100)
+    assert 100 <= r.xlen(stream) < 500
+
+
+def test_entry_of_a_killed_consumer_is_processed_once_by_another(
+    r: redis.Redis, stream: str, spawn
+) -> None:
+    """Consumer A (a real process) is SIGKILLed mid-entry, before XACK."""
+    a = spawn(
+        manage(
+            "stream_consumer",
+            "--stream",
+            stream,
+            "--consumer",
+            "A",
+            "--claim-idle-ms",
+            "60000",
+            "--block-ms",
+            "200",
+        ),
+        name="consumer-a",
+    )
+    entry = streams.produce(r, stream, {"work_ms": "3000"}, 1000)
+    wait_for(
+        lambda: "A" in pending_consumers(r, stream),
+        timeout=20,
+        what="consumer A to take the entry",
+    )
+    a.signal(signal.SIGKILL)
+    a.wait(timeout=5)
+    assert entry not in effects(r, stream)  # A died before finishing
+
+    b = consumer(r, stream, "B")
+    thread = run_in_thread(b)
+    wait_for(
+        lambda: effects(r, stream).get(entry) == 1, timeout=15, what="B to process"
+    )
+    b.stop()
+    thread.join(5)
+    assert effects(r, stream) == {entry: 1}
+    assert r.xpending(stream, "workers")["pending"] == 0
+    assert b.stats.claimed == 1
+
+
+def test_entry_claimed_from_a_slow_consumer_has_its_effect_once(
+    r: redis.Redis, stream: str
+) -> None:
+    """A is slow, not dead: B claims the entry after claim_idle_ms and both
+    finish it. The processed-once marker keeps the effect single."""
+    entry = streams.produce(r, stream, {"work_ms": "800"}, 1000)
+    a = consumer(r, stream, "A", claim_idle_ms=200)
+    b = consumer(r, stream, "B", claim_idle_ms=200)
+    a.ensure_group()
+    thread_a = threading.Thread(target=a.read_new)
+    thread_a.start()
+    wait_for(lambda: "A" in pending_consumers(r, stream), what="A to take the entry")
+    wait_for(lambda: b.claim_stale(), timeout=5, what="B to claim")
+    thread_a.join(5)
+    assert effects(r, stream) == {entry: 1}
+    assert a.stats.processed + b.stats.processed == 1
+    assert a.stats.duplicates + b.stats.duplicates == 1
+    assert r.xpending(stream, "workers")["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    "autoclaim", [True, False], ids=["XAUTOCLAIM", "XPENDING+XCLAIM"]
+)
+def test_poison_entry_ends_in_the_dead_letter_stream(
+    r: redis.Redis, stream: str, autoclaim: bool
+) -> None:
+    good = streams.produce(r, stream, {"n": "1"}, 1000)
+    poison = streams.produce(r, stream, {"poison": "yes"}, 1000)
+    c = consumer(r, stream, "A", max_deliveries=3)
+    c._has_autoclaim = autoclaim
+    thread = run_in_thread(c)
+    c._has_autoclaim = autoclaim  # run() sets it from the server version
+    wait_for(lambda: r.xlen(streams.dlq_name(stream)) == 1, timeout=15, what="DLQ")
+    c.stop()
+    thread.join(5)
+    [(_, dead)] = r.xrange(streams.dlq_name(stream))
+    assert dead["dlq_source_id"] == poison
+    assert dead["dlq_deliveries"] == "3"
+    assert "poison" in dead["dlq_reason"]
+    assert effects(r, stream) == {good: 1}
+    assert r.xpending(stream, "workers")["pending"] == 0
+    assert int(r.hget(streams.progress_key(stream), "dead_lettered")) == 1
+
+
+def test_sigterm_stops_cleanly_without_losing_entries(
+    r: redis.Redis, stream: str, spawn
+) -> None:
+    ids = [streams.produce(r, stream, {"work_ms": "300"}, 1000) for _ in range(6)]
+    proc = spawn(
+        manage(
+            "stream_consumer",
+            "--stream",
+            stream,
+            "--consumer",
+            "A",
+            "--block-ms",
+            "200",
+            "--batch",
+            "10",
+        ),
+        name="consumer-sigterm",
+    )
+    wait_for(lambda: len(effects(r, stream)) >= 1, timeout=20, what="first entry")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0, proc.output
+    done_before = set(effects(r, stream))
+    assert done_before < set(ids)  # stopped mid-batch
+    # The same consumer name restarts and finishes its own pending entries.
+    restarted = consumer(r, stream, "A")
+    thread = run_in_thread(restarted)
+    wait_for(lambda: set(effects(r, stream)) == set(ids), timeout=15, what="the rest")
+    restarted.stop()
+    thread.join(5)
+    assert all(v == 1 for v in effects(r, stream).values())
+
+
+def test_progress_reports_the_group(r: redis.Redis, stream: str) -> None:
+    streams.produce(r, stream, {"n": "1"}, 1000)
+    c = consumer(r, stream, "A")
+    c.ensure_group()
+    c.read_new()
+    info = streams.progress(r, stream, "workers")
+    assert info["group_exists"]
+    assert info["processed"] == 1
+    assert info["pending"] == 0
+    assert info["length"] == 1
+
+
+def test_trim_forgets_effects_of_trimmed_entries(r: redis.Redis, stream: str) -> None:
+    c = consumer(r, stream, "A", batch=1000)
+    for i in range(300):
+        streams.produce(r, stream, {"n": str(i)}, 10_000)
+    c.ensure_group()
+    c.read_new()
+    assert len(effects(r, stream)) == 300
+    result = streams.trim(r, stream, maxlen=10)
+    assert result["effects_pruned"] > 0
+    assert len(effects(r, stream)) == r.xlen(stream)

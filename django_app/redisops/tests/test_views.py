@@ -1,0 +1,212 @@
+"""The JSON API: good answers, and 400/405 (never 500) for bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import metadata
+
+import pytest
+from django.test import Client
+
+from redisops import tasks
+from redisops.clients import app_redis
+
+JSON = "application/json"
+
+
+def post(client: Client, path: str, body: object, **extra) -> object:
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(
+        path, data=data, content_type=extra.pop("content_type", JSON), **extra
+    )
+
+
+def test_healthz_answers_with_the_installed_version(client: Client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "version": metadata.version("redisops-app"),
+    }
+
+
+def test_version_endpoint(client: Client) -> None:
+    assert client.get("/version").json()["name"] == "redisops-app"
+
+
+@pytest.mark.django_db
+def test_readyz_needs_a_fresh_beat_heartbeat(client: Client) -> None:
+    r = app_redis()
+    r.delete(tasks.HEARTBEAT_KEY)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"]["beat_heartbeat"]["ok"] is False
+    assert all(
+        body["checks"][k]["ok"] for k in ("redis_broker", "redis_app", "database")
+    )
+    tasks.write_heartbeat()  # what beat's schedule runs
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    r.set(tasks.HEARTBEAT_KEY, int(r.time()[0]) - 10_000)
+    assert client.get("/readyz").status_code == 503
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_enqueue_and_read_result(client: Client) -> None:
+    response = post(client, "/api/tasks", {"task": "add", "args": {"x": 2, "y": 40}})
+    assert response.status_code == 202, response.content
+    task_id = response.json()["task_id"]
+    tasks.add.AsyncResult(task_id).get(timeout=10)
+    body = client.get(f"/api/tasks/{task_id}").json()
+    assert body == {"task_id": task_id, "state": "SUCCESS", "ready": True, "result": 42}
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_failed_task_result_shows_the_error_not_a_traceback(client: Client) -> None:
+    response = post(
+        client, "/api/tasks", {"task": "flaky", "args": {"key": "v", "failures": 0}}
+    )
+    task_id = response.json()["task_id"]
+    tasks.flaky.AsyncResult(task_id).get(timeout=10)
+    assert client.get(f"/api/tasks/{task_id}").json()["state"] == "SUCCESS"
+
+
+def test_stream_produce_and_progress(client: Client) -> None:
+    response = post(client, "/api/stream", {"fields": {"order": "42"}})
+    assert response.status_code == 201
+    progress = client.get("/api/stream").json()
+    assert progress["length"] >= 1
+
+
+def test_rate_limited_endpoint_answers_429_with_headers(client: Client) -> None:
+    app_redis().delete("app:rl:gcra:api-limited:10.9.8.7")
+    answers = [client.get("/api/limited", REMOTE_ADDR="10.9.8.7") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0]["RateLimit-Limit"] == "3"
+    assert answers[0]["RateLimit-Remaining"] == "2"
+    denied = answers[-1]
+    assert denied.json()["error"] == "rate limit exceeded"
+    assert int(denied["Retry-After"]) >= 1
+    assert denied["RateLimit-Remaining"] == "0"
+    assert int(denied["RateLimit-Reset"]) >= 1
+    # Another client has its own budget.
+    assert client.get("/api/limited", REMOTE_ADDR="10.9.8.6").status_code == 200
+
+
+@pytest.mark.parametrize(("mode", "status"), [("open", 200), ("closed", 503)])
+def test_limiter_failure_mode_when_redis_is_down(
+    client: Client, settings, caplog, monkeypatch, mode: str, status: int
+) -> None:
+    import redisops.middleware as middleware
+    from redisops.connections import client_from_url
+
+    dead = client_from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr(middleware, "app_redis", lambda: dead)
+    settings.RATELIMIT_FAILURE_MODE = mode
+    with caplog.at_level(logging.WARNING, logger="redisops.middleware"):
+        response = client.get("/api/limited")
+    assert response.status_code == status
+    assert f"failing {mode}" in caplog.text
+
+
+BAD_INPUT = [
+    ("/api/tasks", "{not json", JSON, "malformed JSON"),
+    ("/api/tasks", "[1, 2]", JSON, "must be an object"),
+    ("/api/tasks", {"task": "add"}, "text/plain", "Content-Type"),
+    ("/api/tasks", {}, JSON, "missing field 'task'"),
+    ("/api/tasks", {"task": 5}, JSON, "must be str"),
+    ("/api/tasks", {"task": "rm_rf"}, JSON, "unknown task"),
+    ("/api/tasks", {"task": "add", "args": []}, JSON, "'args' must be an object"),
+    ("/api/tasks", {"task": "add", "args": {"x": 1}}, JSON, "missing field 'y'"),
+    ("/api/tasks", {"task": "add", "args": {"x": "1", "y": 2}}, JSON, "must be int"),
+    ("/api/tasks", {"task": "add", "args": {"x": True, "y": 2}}, JSON, "must be int"),
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2, "z": 3}},
+        JSON,
+        "unknown arg",
+    ),
+    (
+        "/api/tasks",
+        {"task": "heavy_checksum", "args": {"size_kib": 10**6, "rounds": 1}},
+        JSON,
+        "between",
+    ),
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": 10**6},
+        JSON,
+        "countdown",
+    ),
+    ("/api/publish", {"topic": "a b", "message": "x"}, JSON, "topic"),
+    ("/api/publish", {"topic": "t"}, JSON, "message"),
+    ("/api/publish", {"topic": "t", "message": 7}, JSON, "message"),
+    ("/api/stream", {"fields": {}}, JSON, "fields"),
+    ("/api/stream", {"fields": {"a": 1}}, JSON, "must be a string"),
+    ("/api/stream", {"fields": "x"}, JSON, "fields"),
+    ("/api/stream", {"fields": {"dlq_reason": "x"}}, JSON, "invalid field name"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "content_type", "reason"), BAD_INPUT)
+def test_bad_input_answers_400_with_a_reason(
+    client: Client, path: str, body: object, content_type: str, reason: str
+) -> None:
+    response = post(client, path, body, content_type=content_type)
+    assert response.status_code == 400, response.content
+    assert reason in response.json()["error"]
+
+
+def test_oversized_body_answers_400(client: Client, settings) -> None:
+    body = json.dumps(
+        {"topic": "t", "message": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)}
+    )
+    response = post(client, "/api/publish", body)
+    assert response.status_code == 400
+    assert "larger than" in response.json()["error"]
+
+
+def test_bad_task_id_answers_400(client: Client) -> None:
+    response = client.get("/api/tasks/not-a-uuid")
+    assert response.status_code == 400
+    assert "UUID" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/healthz"),
+        ("get", "/api/tasks"),
+        ("delete", "/api/stream"),
+        ("put", "/api/publish"),
+        ("post", "/readyz"),
+    ],
+)
+def test_wrong_method_answers_405_json(client: Client, method: str, path: str) -> None:
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response["Content-Type"] == JSON
+    assert "not allowed" in response.json()["error"]
+    assert response["Allow"]
+
+
+def test_unknown_path_answers_404_json(client: Client) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not found"}
+
+
+def test_redis_down_answers_503_json_not_a_traceback(
+    client: Client, monkeypatch
+) -> None:
+    import redisops.views as views
+    from redisops.connections import client_from_url
+
+    dead = client_from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr(views, "app_redis", lambda: dead)
+    client.raise_request_exception = False
+    response = post(client, "/api/publish", {"topic": "t", "message": "m"})
+    assert response.status_code == 503
+    assert response.json() == {"error": "redis unavailable"}

@@ -1,0 +1,331 @@
+"""The JSON API. Bad input answers 400 with a reason, a wrong method 405;
+nothing answers 500 or shows a traceback (redisops.middleware)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import redis
+from celery.result import AsyncResult
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from config.celery_app import app as celery_app
+
+from . import pubsub, streams, tasks
+from .clients import app_redis
+from .connections import client_from_url
+from .middleware import json_error, rate_limit
+from .version import DISTRIBUTION, get_version
+
+log = logging.getLogger(__name__)
+
+TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_MESSAGE_CHARS = 8192
+MAX_STREAM_FIELDS = 32
+MAX_FIELD_NAME = 64
+MAX_FIELD_VALUE = 4096
+# Inclusive bounds for the integer arguments the API accepts.
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "x": (-(10**12), 10**12),
+    "y": (-(10**12), 10**12),
+    "size_kib": (1, 256),
+    "rounds": (1, 200),
+    "failures": (0, 5),
+    "amount": (-(10**9), 10**9),
+}
+MAX_STR_ARG = 200
+
+
+class BadRequestError(Exception):
+    """Input we refuse; the message is the reason shown to the client."""
+
+
+def methods(
+    *allowed: str,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Allow only these methods (HEAD with GET); others get a JSON 405."""
+    allowed_set = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed_set:
+                response = json_error(405, f"method {request.method} not allowed")
+                response["Allow"] = ", ".join(sorted(allowed_set))
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            except BadRequestError as exc:
+                return json_error(400, str(exc))
+
+        return csrf_exempt(wrapped)  # JSON API without cookie auth
+
+    return decorator
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """The request body as a JSON object, or BadRequestError."""
+    content_type = request.content_type or ""
+    if content_type != "application/json":
+        raise BadRequestError("Content-Type must be application/json")
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequestError("invalid Content-Length") from None
+    if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        raise BadRequestError(
+            f"request body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+        )
+    try:
+        data = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequestError("malformed JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequestError("JSON body must be an object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    if name not in data:
+        if required:
+            raise BadRequestError(f"missing field {name!r}")
+        return None
+    value = data[name]
+    # bool is an int in Python, never in our API.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequestError(f"field {name!r} must be {kind.__name__}")
+    if kind is int and name in INT_BOUNDS:
+        low, high = INT_BOUNDS[name]
+        if not low <= value <= high:
+            raise BadRequestError(f"field {name!r} must be between {low} and {high}")
+    if kind is str and not 0 < len(value) <= MAX_STR_ARG:
+        raise BadRequestError(f"field {name!r} must be 1-{MAX_STR_ARG} characters")
+    return value
+
+
+# -- health --------------------------------------------------------------------
+@methods("GET")
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process answers; no dependency is checked."""
+    return JsonResponse({"status": "ok", "version": get_version()})
+
+
+@methods("GET")
+def version(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"name": DISTRIBUTION, "version": get_version()})
+
+
+@cache
+def _probe_client(url: str) -> redis.Redis:
+    return client_from_url(url, socket_timeout=2.0, health_check_interval=0)
+
+
+def _check(
+    checks: dict[str, dict[str, Any]], name: str, probe: Callable[[], Any]
+) -> None:
+    try:
+        detail = probe()
+        checks[name] = {"ok": True, **(detail or {})}
+    except Exception as exc:
+        checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+@methods("GET")
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Every Redis purpose and the database answer; beat's heartbeat is fresh."""
+    checks: dict[str, dict[str, Any]] = {}
+    for purpose in (
+        "REDIS_BROKER_URL",
+        "REDIS_RESULT_URL",
+        "REDIS_CACHE_URL",
+        "REDIS_APP_URL",
+    ):
+        url = settings.REDIS_URLS[purpose]
+        _check(
+            checks,
+            purpose.removesuffix("_URL").lower(),
+            lambda u=url: _probe_client(u).ping() and None,
+        )
+
+    def database() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+
+    def heartbeat() -> dict[str, Any]:
+        age = tasks.heartbeat_age(app_redis())
+        if age is None:
+            raise RuntimeError("celery beat has not written a heartbeat")
+        if age > settings.APP_HEARTBEAT_MAX_AGE:
+            raise RuntimeError(
+                f"heartbeat is {age:.0f}s old (max {settings.APP_HEARTBEAT_MAX_AGE}s)"
+            )
+        return {"age_seconds": age}
+
+    _check(checks, "database", database)
+    _check(checks, "beat_heartbeat", heartbeat)
+    ready = all(c["ok"] for c in checks.values())
+    return JsonResponse(
+        {
+            "status": "ready" if ready else "not ready",
+            "version": get_version(),
+            "checks": checks,
+        },
+        status=200 if ready else 503,
+    )
+
+
+# -- tasks -----------------------------------------------------------------------
+@methods("POST")
+def enqueue_task(request: HttpRequest) -> HttpResponse:
+    data = json_body(request)
+    name = field(data, "task", str)
+    if name not in tasks.API_TASKS:
+        raise BadRequestError(
+            f"unknown task {name!r}; known: {sorted(tasks.API_TASKS)}"
+        )
+    task, spec = tasks.API_TASKS[name]
+    args = data.get("args", {})
+    if not isinstance(args, dict):
+        raise BadRequestError("field 'args' must be an object")
+    unknown = set(args) - set(spec)
+    if unknown:
+        raise BadRequestError(f"unknown argument(s) for {name}: {sorted(unknown)}")
+    kwargs = {arg: field(args, arg, kind) for arg, kind in spec.items()}
+    countdown = field(data, "countdown", int, required=False) or 0
+    if not 0 <= countdown <= settings.APP_MAX_COUNTDOWN:
+        raise BadRequestError(
+            f"countdown must be 0-{settings.APP_MAX_COUNTDOWN} seconds"
+        )
+    result = task.apply_async(kwargs=kwargs, countdown=countdown or None)
+    log.info("enqueued %s as %s", name, result.id)
+    return JsonResponse({"task_id": result.id, "task": name}, status=202)
+
+
+@methods("GET")
+def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        raise BadRequestError("task id must be a UUID") from None
+    result = AsyncResult(task_id, app=celery_app)
+    body: dict[str, Any] = {
+        "task_id": task_id,
+        "state": result.state,
+        "ready": result.ready(),
+    }
+    if result.successful():
+        body["result"] = result.result
+    elif result.failed():
+        exc = result.result
+        body["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    return JsonResponse(body)
+
+
+# -- pub/sub ---------------------------------------------------------------------
+@methods("POST")
+def publish(request: HttpRequest) -> HttpResponse:
+    data = json_body(request)
+    topic = data.get("topic")
+    if not isinstance(topic, str) or not TOPIC_RE.match(topic):
+        raise BadRequestError("field 'topic' must match [A-Za-z0-9._-]{1,64}")
+    message = data.get("message")
+    if not isinstance(message, str) or not 0 < len(message) <= MAX_MESSAGE_CHARS:
+        raise BadRequestError(
+            f"field 'message' must be a string of 1-{MAX_MESSAGE_CHARS} characters"
+        )
+    receivers = pubsub.publish(app_redis(), topic, message)
+    body = {"channel": pubsub.channel_for(topic), "receivers": receivers}
+    if receivers == 0:
+        body["warning"] = "no subscriber: Pub/Sub dropped the message"
+    return JsonResponse(body)
+
+
+@methods("GET")
+def pubsub_status(request: HttpRequest) -> HttpResponse:
+    count = request.GET.get("count", "20")
+    if not count.isdigit() or not 1 <= int(count) <= 1000:
+        raise BadRequestError("count must be 1-1000")
+    client = app_redis()
+    return JsonResponse(
+        {
+            "listeners": pubsub.listeners(client),
+            "received": pubsub.received(
+                client, settings.APP_PUBSUB_RECORD_STREAM, int(count)
+            ),
+        }
+    )
+
+
+# -- streams -----------------------------------------------------------------------
+@methods("GET", "POST")
+def stream(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return _stream_produce(request)
+    return JsonResponse(
+        streams.progress(app_redis(), settings.APP_STREAM, settings.APP_STREAM_GROUP)
+    )
+
+
+def _stream_produce(request: HttpRequest) -> HttpResponse:
+    data = json_body(request)
+    fields = data.get("fields")
+    if not isinstance(fields, dict) or not 0 < len(fields) <= MAX_STREAM_FIELDS:
+        raise BadRequestError(
+            f"field 'fields' must be an object with 1-{MAX_STREAM_FIELDS} entries"
+        )
+    for key, value in fields.items():
+        if not 0 < len(key) <= MAX_FIELD_NAME or key.startswith("dlq_"):
+            raise BadRequestError(f"invalid field name {key[:MAX_FIELD_NAME]!r}")
+        if not isinstance(value, str) or len(value) > MAX_FIELD_VALUE:
+            raise BadRequestError(
+                f"field {key!r} must be a string of at most {MAX_FIELD_VALUE} chars"
+            )
+    entry_id = streams.produce(
+        app_redis(), settings.APP_STREAM, fields, settings.APP_STREAM_MAXLEN
+    )
+    return JsonResponse({"id": entry_id, "stream": settings.APP_STREAM}, status=201)
+
+
+# -- rate limited ------------------------------------------------------------------
+@methods("GET", "POST")
+@rate_limit(scope="api-limited", setting="APP_LIMITED_ENDPOINT")
+def limited(request: HttpRequest) -> HttpResponse:
+    decision = getattr(request, "rate_limit", None)
+    return JsonResponse(
+        {"ok": True, "remaining": decision.remaining if decision else None}
+    )
+
+
+# -- error handlers (urls.handler*) --------------------------------------------------
+def bad_request(
+    request: HttpRequest, exception: Exception | None = None
+) -> HttpResponse:
+    return json_error(400, "bad request")
+
+
+def permission_denied(
+    request: HttpRequest, exception: Exception | None = None
+) -> HttpResponse:
+    return json_error(403, "forbidden")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return json_error(404, "not found")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return json_error(500, "internal error")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return json_error(403, "CSRF check failed")

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Build the app wheel and download every dependency as a wheel for the app
+# hosts' Pythons (manylinux x86_64), so that on a host without PyPI:
+#   python3 -m venv v && v/bin/pip install --no-index --find-links OUTDIR redisops-app
+# Usage: scripts/wheelhouse.sh [OUTDIR] [PYVER...]   (default: build/wheelhouse 3.11 3.13)
+# APP_VERSION=0.1.1 builds the wheel with another version (rollback tests).
+set -euo pipefail
+
+APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(dirname "$APP_DIR")
+OUT=${1:-$REPO/build/wheelhouse}
+shift || true
+PYVERS=("$@")
+[[ ${#PYVERS[@]} -gt 0 ]] || PYVERS=(3.11 3.13)
+VENV=${APP_VENV:-$REPO/.venv-app}
+
+bash "$APP_DIR/scripts/venv.sh"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+src=$APP_DIR
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [[ -n ${APP_VERSION:-} ]]; then
+    # Build from a copy whose VERSION says otherwise; the tree stays untouched.
+    tar -C "$APP_DIR" --exclude=.state --exclude='*.egg-info' --exclude=__pycache__ \
+        -cf - . | tar -C "$tmp" -xf -
+    echo "$APP_VERSION" >"$tmp/VERSION"
+    src=$tmp
+fi
+version=$(<"$src/VERSION")
+echo "wheelhouse: building redisops-app $version into $OUT" >&2
+"${PIP[@]}" wheel --quiet --no-deps --wheel-dir "$OUT" "$src"
+rm -rf "$APP_DIR/build" "$src/build" "$APP_DIR"/*.egg-info 2>/dev/null || true
+
+for pyver in "${PYVERS[@]}"; do
+    abi=cp${pyver/./}
+    echo "wheelhouse: dependencies for CPython $pyver (manylinux x86_64)" >&2
+    "${PIP[@]}" download --quiet --dest "$OUT" --find-links "$OUT" \
+        --only-binary=:all: --implementation cp --python-version "$pyver" \
+        --abi "$abi" --abi abi3 --abi none \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 --platform any \
+        --constraint "$APP_DIR/constraints.txt" "redisops-app==$version"
+done
+ls "$OUT" >&2
