@@ -9,6 +9,7 @@ as in production) and stops. Every loop is bounded in time and count.
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing as mp
 import os
 import statistics
@@ -34,6 +35,7 @@ os.environ.setdefault("REDISOPS_TEST_REDIS_PORT", str(free_port()))
 import django  # noqa: E402
 
 django.setup()
+logging.getLogger("redisops.streams").setLevel(logging.WARNING)  # no per-run INFO
 
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -42,161 +44,290 @@ from redisops import ratelimit, streams  # noqa: E402
 from redisops.connections import client_from_url  # noqa: E402
 
 BIG = 10**9  # a limit never reached: measures the decision, not the denial
+PERIOD = 60
 
-# -- limiter candidates: factory(name) -> callable(key) -> bool -------------------
+CLIENTS_MEAN = (
+    "N clients = N OS processes (fork), each with its own client and its own TCP\n"
+    "connection, each limiting its own key (per-client limits), all started\n"
+    "together after warm-up; no threads, so the GIL does not cap them. All share\n"
+    "the machine's {cpus} CPUs with redis-server (and whatever else runs), so the\n"
+    "16-client column is total throughput under CPU contention."
+)
+
+# -- candidates: make(limit, period) -> hit(key) -> admitted? ----------------------
+# Each is built once per process (as a view decorator or a worker holds its
+# limiter) and warmed up (connection open, script loaded) before measuring.
+
+Hit = Callable[[str], bool]
 
 
-# Candidates: factory() -> hit(key, limit, period_s) -> admitted?
-
-
-def ours(algorithm: str) -> Callable[[], Callable[[str, int, int], bool]]:
-    """Our limiter, built once per (limit, period) like a view decorator holds it."""
-
-    def make() -> Callable[[str, int, int], bool]:
+def ours(algorithm: str) -> Callable[[int, int], Hit]:
+    def make(limit: int, period: int) -> Hit:
         client = client_from_url(settings.REDIS_APP_URL)
-        limiters: dict[tuple[int, int], ratelimit.Limiter] = {}
-
-        def hit(key: str, limit: int, period: int) -> bool:
-            if (limit, period) not in limiters:
-                limiters[limit, period] = ratelimit.make_limiter(
-                    algorithm, client, limit, period
-                )
-            return limiters[limit, period].hit(key).allowed
-
-        return hit
+        limiter = ratelimit.make_limiter(algorithm, client, limit, period)
+        return lambda key: limiter.hit(key).allowed
 
     return make
 
 
-def limits_lib(strategy: str) -> Callable[[], Callable[[str, int, int], bool]]:
-    def make() -> Callable[[str, int, int], bool]:
+def limits_lib(strategy: str) -> Callable[[int, int], Hit]:
+    def make(limit: int, period: int) -> Hit:
         from limits import RateLimitItemPerSecond, storage, strategies
 
         url = bench_server.url()  # admin user: the library's keys are its own
         limiter = getattr(strategies, strategy)(storage.storage_from_string(url))
-        items: dict[tuple[int, int], RateLimitItemPerSecond] = {}
-
-        def hit(key: str, limit: int, period: int) -> bool:
-            item = items.setdefault(
-                (limit, period), RateLimitItemPerSecond(limit, period)
-            )
-            return limiter.hit(item, key)
-
-        return hit
+        item = RateLimitItemPerSecond(limit, period)
+        return lambda key: limiter.hit(item, key)
 
     return make
 
 
-def django_ratelimit_lib() -> Callable[[str, int, int], bool]:
+def django_ratelimit_lib(limit: int, period: int) -> Hit:
     from django.test import RequestFactory
     from django_ratelimit.core import is_ratelimited
 
     request = RequestFactory().get("/")
+    rate = f"{limit}/{period}s"
 
-    def hit(key: str, limit: int, period: int) -> bool:
+    def hit(key: str) -> bool:
         return not is_ratelimited(
-            request,
-            group=key,
-            key=lambda _g, _r: key,
-            rate=f"{limit}/{period}s",
-            increment=True,
+            request, group=key, key=lambda _g, _r: key, rate=rate, increment=True
         )
 
     return hit
 
 
-def ping() -> Callable[[str, int, int], bool]:
+def ping_app(_limit: int, _period: int) -> Hit:
+    """PING through exactly the client ours use: client_from_url(REDIS_APP_URL),
+    redis-py execute_command, the same pool and parser (hiredis)."""
     client = client_from_url(settings.REDIS_APP_URL)
-    return lambda _key, _limit, _period: client.ping()
+    return lambda _key: client.ping()
 
 
-CANDIDATES: dict[str, Callable[[], Callable[..., bool]]] = {
-    "PING (ceiling)": ping,
+def ping_limits(_limit: int, _period: int) -> Hit:
+    """PING through the `limits` storage's own redis-py client."""
+    from limits import storage
+
+    client = storage.storage_from_string(bench_server.url()).get_connection()
+    return lambda _key: client.ping()
+
+
+def ping_django_redis(_limit: int, _period: int) -> Hit:
+    """PING through django-redis (the cache django-ratelimit counts in)."""
+    from django_redis import get_redis_connection
+
+    client = get_redis_connection("default")
+    return lambda _key: client.ping()
+
+
+PING = "PING, app client"
+CANDIDATES: dict[str, Callable[[int, int], Hit]] = {
+    PING: ping_app,
     "ours fixed window": ours("fixed"),
-    "ours sliding window": ours("sliding"),
+    "ours sliding window (log)": ours("sliding"),
     "ours token bucket (GCRA)": ours("gcra"),
     "limits FixedWindow": limits_lib("FixedWindowRateLimiter"),
     "limits MovingWindow": limits_lib("MovingWindowRateLimiter"),
     "limits SlidingWindowCounter": limits_lib("SlidingWindowCounterRateLimiter"),
     "django-ratelimit": django_ratelimit_lib,
+    "PING, limits' client": ping_limits,
+    "PING, django-redis client": ping_django_redis,
+}
+LIMITERS = [n for n in CANDIDATES if not n.startswith("PING")]
+OURS = [n for n in LIMITERS if n.startswith("ours")]
+# Like for like: the library algorithm each of ours is held against (limits has
+# no token bucket; GCRA is held against its cheapest, the fixed window).
+SAME_ALGORITHM = {
+    "ours fixed window": "limits FixedWindow",
+    "ours sliding window (log)": "limits MovingWindow",
+    "ours token bucket (GCRA)": "limits FixedWindow",
 }
 
 
-def _client_loop(name: str, key: str, duration: float, barrier, out) -> None:
-    hit = CANDIDATES[name]()
-    hit(key, BIG, 60)  # warm up: connect, load scripts
-    barrier.wait()
-    count = 0
-    deadline = time.perf_counter() + duration
-    while count < 5_000_000 and time.perf_counter() < deadline:
-        hit(key, BIG, 60)
-        count += 1
-    out.put(count)
+def _worker(index: int, conn, barrier) -> None:
+    """One client process: builds candidates on demand, runs what it is told."""
+    built: dict[tuple[str, int, int], Hit] = {}
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            return
+        try:
+            if msg[0] == "run":
+                _, name, duration, key = msg
+                hit = built.get((name, BIG, PERIOD))
+                if hit is None:
+                    hit = built[name, BIG, PERIOD] = CANDIDATES[name](BIG, PERIOD)
+                key = f"{key}-{index}"
+                hit(key)  # warm up: connect, load scripts
+                barrier.wait(timeout=60)
+                count = 0
+                start = time.perf_counter()
+                deadline = start + duration
+                while count < 5_000_000 and time.perf_counter() < deadline:
+                    hit(key)
+                    hit(key)
+                    hit(key)
+                    hit(key)
+                    count += 4
+                conn.send((count, time.perf_counter() - start))
+            elif msg[0] == "race":
+                _, name, key, limit, tries = msg
+                # A long period: no refill or window change during the race.
+                hit = CANDIDATES[name](limit, 3600)
+                hit(f"{key}-warm-{index}")
+                barrier.wait(timeout=60)
+                conn.send(sum(bool(hit(key)) for _ in range(tries)))
+        except Exception as exc:  # report, never hang the parent
+            conn.send(exc)
 
 
-def throughput(name: str, clients: int, duration: float) -> float:
-    """Decisions/s of `clients` processes, each limiting its own key (per-client
-    limits, as for per-IP limits), all started together after warm-up."""
-    run = uuid.uuid4().hex[:8]
-    out: mp.Queue = mp.Queue()
-    barrier = mp.Barrier(clients)
-    procs = [
-        mp.Process(
-            target=_client_loop, args=(name, f"bench-{run}-{i}", duration, barrier, out)
+class Clients:
+    """N client processes, kept for all rounds (forked once)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        barrier = mp.Barrier(n)
+        self.conns = []
+        self.procs = []
+        for i in range(n):
+            parent, child = mp.Pipe()
+            p = mp.Process(target=_worker, args=(i, child, barrier), daemon=True)
+            p.start()
+            self.conns.append(parent)
+            self.procs.append(p)
+
+    def _ask(self, msg: tuple) -> list:
+        for c in self.conns:
+            c.send(msg)
+        answers = []
+        for c in self.conns:
+            if not c.poll(180):
+                raise RuntimeError(f"client process did not answer {msg[0]}")
+            answer = c.recv()
+            if isinstance(answer, Exception):
+                raise answer
+            answers.append(answer)
+        return answers
+
+    def rate(self, name: str, duration: float) -> float:
+        """Decisions/s, all clients together (each counts over its own clock)."""
+        key = f"bench-{uuid.uuid4().hex[:8]}"
+        return sum(c / t for c, t in self._ask(("run", name, duration, key)))
+
+    def over_admission(self, name: str, limit: int, tries: int) -> int:
+        """All clients race for `limit` slots of ONE key with n*tries attempts;
+        how many more than `limit` were admitted."""
+        key = f"race-{uuid.uuid4().hex[:8]}"
+        return sum(self._ask(("race", name, key, limit, tries))) - limit
+
+    def close(self) -> None:
+        for c in self.conns:
+            c.send(("stop",))
+        for p in self.procs:
+            p.join(10)
+
+
+def _fmt_ratio(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def bench_limiters(client_counts: list[int], duration: float, rounds: int) -> dict:
+    names = list(CANDIDATES)
+    print(
+        f"\n== Rate limit decisions per second (one Redis, loopback): median of "
+        f"{rounds} rounds of {duration:g} s; candidates interleaved, order rotated "
+        f"each round"
+    )
+    print(CLIENTS_MEAN.format(cpus=os.cpu_count()))
+    rates: dict[int, dict[str, list[float]]] = {}
+    for n in client_counts:
+        clients = Clients(n)
+        try:
+            rates[n] = {name: [] for name in names}
+            for r in range(rounds):
+                order = names[r % len(names) :] + names[: r % len(names)]
+                for name in order:
+                    rates[n][name].append(clients.rate(name, duration))
+        finally:
+            clients.close()
+    races = Clients(16)
+    try:
+        over = {name: races.over_admission(name, 300, 40) for name in LIMITERS}
+    finally:
+        races.close()
+
+    med = {n: {k: statistics.median(v) for k, v in rates[n].items()} for n in rates}
+    # Ratio to PING per round (measured seconds apart), then the median.
+    vs_ping = {
+        n: {
+            k: statistics.median(a / p for a, p in zip(v, rates[n][PING], strict=True))
+            for k, v in rates[n].items()
+        }
+        for n in rates
+    }
+    head = "".join(f"{f'{n} client(s)':>14}{'xPING':>7}" for n in client_counts)
+    print(f"\n{'candidate':<30}{head}{'spread':>9}{'over-admitted':>15}")
+    for name in names:
+        cells = "".join(
+            f"{med[n][name]:>14,.0f}{_fmt_ratio(vs_ping[n][name]):>7}"
+            for n in client_counts
         )
-        for i in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    total = sum(out.get(timeout=duration + 60) for _ in procs)
-    for p in procs:
-        p.join(30)
-    return total / duration
+        spread = max(
+            (max(rates[n][name]) - min(rates[n][name])) / med[n][name]
+            for n in client_counts
+        )
+        adm = str(over[name]) if name in over else "-"
+        print(f"{name:<30}{cells}{spread:>8.0%}{adm:>15}", flush=True)
+    print(
+        "xPING: median over rounds of (rate / PING app-client rate of the same "
+        "round); spread: (max-min)/median over rounds, worst column;\n"
+        "over-admitted: 16 processes race for 300 slots of one key with 640 "
+        "attempts (more than 300 admitted = over-admission)."
+    )
+    return {"med": med, "vs_ping": vs_ping, "over": over, "rates": rates}
 
 
-def _race(name: str, key: str, limit: int, tries: int, barrier, out) -> None:
-    hit = CANDIDATES[name]()
-    hit(f"{key}-warm", BIG, 60)
-    barrier.wait()
-    # A long period: no refill or window change during the race.
-    out.put(sum(bool(hit(key, limit, 3600)) for _ in range(tries)))
-
-
-def over_admission(
-    name: str, clients: int = 16, limit: int = 300, tries: int = 40
-) -> int:
-    """Clients race for `limit` slots of one key with clients*tries attempts;
-    returns how many more than `limit` were admitted."""
-    key = f"race-{uuid.uuid4().hex[:8]}"
-    out: mp.Queue = mp.Queue()
-    barrier = mp.Barrier(clients)
-    procs = [
-        mp.Process(target=_race, args=(name, key, limit, tries, barrier, out))
-        for _ in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    admitted = sum(out.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(30)
-    return admitted - limit
-
-
-def bench_limiters(client_counts: list[int], duration: float) -> None:
-    print("\n== Rate limit decisions per second (one Redis, loopback)")
-    header = "".join(f"{f'{c} client(s)':>16}" for c in client_counts)
-    print(f"{'candidate':<30}{header}{'vs PING':>10}{'over-admitted':>15}")
-    ping_rates: dict[int, float] = {}
-    for name in CANDIDATES:
-        rates = {c: throughput(name, c, duration) for c in client_counts}
-        if name.startswith("PING"):
-            ping_rates = rates
-            ratio, over = "1.00", "-"
-        else:
-            ratio = "/".join(f"{rates[c] / ping_rates[c]:.2f}" for c in client_counts)
-            over = str(over_admission(name))
-        cells = "".join(f"{rates[c]:>16,.0f}" for c in client_counts)
-        print(f"{name:<30}{cells}{ratio:>10}{over:>15}", flush=True)
+def cost_breakdown(rounds: int, calls: int = 3000) -> None:
+    """Where one decision's time goes, 1 client, in this process: round trip
+    measured here, server time from INFO commandstats (usec_per_call of the one
+    command sent: EVALSHA, which includes the script's redis.call()s, or PING),
+    and the rest (client Python, syscalls, loopback, scheduling)."""
+    admin = redis.Redis.from_url(bench_server.url())
+    names = [PING, *OURS]
+    rtt: dict[str, list[float]] = {n: [] for n in names}
+    srv: dict[str, list[float]] = {n: [] for n in names}
+    hits = {n: CANDIDATES[n](BIG, PERIOD) for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            hit, key = hits[name], f"cost-{uuid.uuid4().hex[:8]}"
+            hit(key)
+            admin.config_resetstat()
+            start = time.perf_counter()
+            for _ in range(calls):
+                hit(key)
+            rtt[name].append((time.perf_counter() - start) / calls * 1e6)
+            stats = admin.info("commandstats")
+            cmd = "cmdstat_ping" if name == PING else "cmdstat_evalsha"
+            srv[name].append(stats[cmd]["usec_per_call"])
+    base_rtt = statistics.median(rtt[PING])
+    base_srv = statistics.median(srv[PING])
+    print(
+        f"\n== One decision, 1 client, in-process: median of {rounds} rounds x "
+        f"{calls} calls (us per call)\n"
+        f"{'candidate':<30}{'round trip':>11}{'server':>8}{'rest':>7}"
+        f"{'extra vs PING: server':>23}{'rest':>7}"
+    )
+    for name in names:
+        t, sv = statistics.median(rtt[name]), statistics.median(srv[name])
+        print(
+            f"{name:<30}{t:>11.1f}{sv:>8.1f}{t - sv:>7.1f}"
+            f"{sv - base_srv:>23.1f}{t - sv - (base_rtt - base_srv):>7.1f}"
+        )
+    print(
+        f"0.80 x PING allows a decision to take 1.25 x the PING round trip: "
+        f"{1.25 * base_rtt:.1f} us here, {0.25 * base_rtt:.1f} us more than PING "
+        f"(server: Lua EVALSHA itself, before any redis.call, is ~2 us)."
+    )
 
 
 # -- streams -------------------------------------------------------------------------
@@ -227,7 +358,9 @@ def naive_seed_loop(client: redis.Redis, stream: str, count: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def our_consumer(client: redis.Redis, stream: str, count: int, batch: int) -> float:
+def our_consumer(
+    client: redis.Redis, stream: str, count: int, batch: int, batch_commit: bool
+) -> float:
     c = streams.StreamConsumer(
         client,
         stream,
@@ -236,6 +369,7 @@ def our_consumer(client: redis.Redis, stream: str, count: int, batch: int) -> fl
         batch=batch,
         block_ms=1000,
         handler=lambda *_: None,
+        batch_commit=batch_commit,
     )
     c.ensure_group()
     start = time.perf_counter()
@@ -245,32 +379,52 @@ def our_consumer(client: redis.Redis, stream: str, count: int, batch: int) -> fl
     return c.stats.processed / (time.perf_counter() - start)
 
 
-def bench_streams(count: int) -> None:
-    print(f"\n== Stream consumer, {count} entries, one consumer")
-    client = client_from_url(settings.REDIS_APP_URL)
-    rows = []
-    s = f"app:bench:naive-{uuid.uuid4().hex[:6]}"
-    _fill(client, s, count)
-    rows.append(
-        ("seed's naive loop (COUNT 10, XACK each)", naive_seed_loop(client, s, count))
+NAIVE = "seed's naive loop (COUNT 10, XACK each)"
+STREAM_CANDIDATES: dict[str, Callable[[redis.Redis, str, int], float]] = {
+    NAIVE: naive_seed_loop,
+    "ours, batch 10, commit per entry": lambda c, s, n: our_consumer(
+        c, s, n, 10, False
+    ),
+    "ours, batch 10, one commit per batch": lambda c, s, n: our_consumer(
+        c, s, n, 10, True
+    ),
+    "ours, batch 100, one commit per batch": lambda c, s, n: our_consumer(
+        c, s, n, 100, True
+    ),
+}
+
+
+def bench_streams(count: int, rounds: int) -> dict[str, float]:
+    print(
+        f"\n== Stream consumer, {count} entries, one consumer (one process), no-op "
+        f"handler: median of {rounds} interleaved rounds\n"
+        "ours = XREADGROUP + handler + Lua commit (processed-once marker SET NX, "
+        "effect HINCRBY, XACK; atomic)"
     )
-    for batch in (10, 100):
-        s = f"app:bench:ours-{uuid.uuid4().hex[:6]}"
-        _fill(client, s, count)
-        rows.append(
-            (
-                f"ours, batch {batch} (+once-marker, atomic)",
-                our_consumer(client, s, count, batch),
-            )
+    client = client_from_url(settings.REDIS_APP_URL)
+    rates: dict[str, list[float]] = {name: [] for name in STREAM_CANDIDATES}
+    names = list(STREAM_CANDIDATES)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            s = f"app:bench:s-{uuid.uuid4().hex[:8]}"
+            _fill(client, s, count)
+            rates[name].append(STREAM_CANDIDATES[name](client, s, count))
+            client.delete(s, streams.effects_key(s))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    for name, rate in med.items():
+        print(
+            f"{name:<42}{rate:>10,.0f} msgs/s{rate / med[NAIVE]:>7.2f}x naive  "
+            f"(rounds: {', '.join(f'{x:,.0f}' for x in rates[name])})"
         )
-    for name, rate in rows:
-        print(f"{name:<48}{rate:>12,.0f} msgs/s")
+    return med
 
 
 # -- celery --------------------------------------------------------------------------
 
 
 def bench_celery(round_trips: int, burst: int) -> None:
+    """Sequential round trips (delay + result.get) for p50/p99, then a burst of
+    tasks sent at once for tasks/s; one worker, results over Redis Pub/Sub."""
     from redisops import tasks
 
     print(
@@ -323,6 +477,52 @@ def bench_celery(round_trips: int, burst: int) -> None:
             worker.wait(30)
 
 
+def verdict(limiters: dict, stream_rates: dict[str, float], counts: list[int]) -> None:
+    """One line per target; a missed target is reported, never an error."""
+    med, vs_ping, over = limiters["med"], limiters["vs_ping"], limiters["over"]
+    rates = limiters["rates"]
+
+    def paired(n: int, a: str, b: str) -> float:
+        """Median over rounds of rate(a) / rate(b), both measured in the same
+        round: robust to load that changes between rounds."""
+        return statistics.median(
+            x / y for x, y in zip(rates[n][a], rates[n][b], strict=True)
+        )
+
+    def line(ok: bool, text: str) -> None:
+        print(f"{'MET   ' if ok else 'MISSED'}  {text}")
+
+    print(
+        "\n== Verdict (targets of issue 4); ratios are medians over rounds of "
+        "same-round ratios"
+    )
+    for n in counts:
+        libs = [k for k in LIMITERS if not k.startswith("ours")]
+        fastest = max(libs, key=lambda k: med[n][k])
+        for name in OURS:
+            ratio = vs_ping[n][name]
+            line(ratio >= 0.8, f"{name}, {n} client(s): {ratio:.2f} x PING (>= 0.80)")
+            same = SAME_ALGORITHM[name]
+            for lib in (same, "django-ratelimit"):
+                r = paired(n, name, lib)
+                line(r > 1, f"{name}, {n} client(s): {r:.2f} x {lib}")
+            if fastest not in (same, "django-ratelimit"):
+                r = paired(n, name, fastest)
+                print(
+                    f"{'(info)':<8}{name}, {n} client(s): {r:.2f} x {fastest} "
+                    "(fastest library candidate, other algorithm)"
+                )
+    ours_over = {k: over[k] for k in OURS}
+    line(
+        all(v <= 0 for v in ours_over.values()),
+        "zero over-admission, ours: "
+        + ", ".join(f"{k.split(' ', 1)[1]} {v:+d}" for k, v in ours_over.items()),
+    )
+    best = max((k for k in stream_rates if k != NAIVE), key=stream_rates.get)
+    r = stream_rates[best] / stream_rates[NAIVE]
+    line(r >= 1, f"streams: {best} {r:.2f} x the naive loop (not slower)")
+
+
 bench_server: RedisProcess
 
 
@@ -330,25 +530,25 @@ def main() -> None:
     global bench_server
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--duration", type=float, default=1.5, help="seconds per measurement"
+        "--duration", type=float, default=0.5, help="seconds per measurement"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=7, help="interleaved rounds (median reported)"
     )
     parser.add_argument(
         "--clients", default="1,16", help="client counts, comma-separated"
     )
-    parser.add_argument("--stream-entries", type=int, default=20_000)
+    parser.add_argument("--stream-entries", type=int, default=10_000)
     parser.add_argument("--round-trips", type=int, default=300)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="small counts (CI smoke)")
     args = parser.parse_args()
     if args.quick:
-        args.duration, args.stream_entries, args.round_trips, args.burst = (
-            0.3,
-            2000,
-            50,
-            100,
-        )
+        args.duration, args.rounds = 0.2, 3
+        args.stream_entries, args.round_trips, args.burst = 2000, 50, 100
     client_counts = [int(c) for c in args.clients.split(",")]
 
+    rounds = args.rounds
     bench_server = RedisProcess(
         settings.REDIS_TEST_PORT, Path(os.environ["REDISOPS_TEST_DIR"]) / "redis"
     )
@@ -361,9 +561,11 @@ def main() -> None:
             f"redis-server {version} on 127.0.0.1:{bench_server.port}, "
             f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}"
         )
-        bench_limiters(client_counts, args.duration)
-        bench_streams(args.stream_entries)
+        limiters = bench_limiters(client_counts, args.duration, rounds)
+        cost_breakdown(rounds)
+        stream_rates = bench_streams(args.stream_entries, max(3, rounds // 2))
         bench_celery(args.round_trips, args.burst)
+        verdict(limiters, stream_rates, client_counts)
     finally:
         _close_result_consumer()
         bench_server.stop()

@@ -1,7 +1,7 @@
 """Rate limiters in Redis: fixed window, sliding window log, token bucket (GCRA).
 
-Each decision is one atomic Lua script (lua/*.lua, loaded with
-``register_script`` and run by EVALSHA), one round trip, on Redis's clock
+Each decision is one atomic Lua script (lua/*.lua, run by EVALSHA and loaded
+only when the server answers NOSCRIPT), one round trip, on Redis's clock
 (``TIME``), never the client's: hosts whose clocks disagree still share one
 limit. Limits hold across the whole fleet, unlike Celery's per-worker
 ``rate_limit``.
@@ -9,11 +9,12 @@ limit. Limits hold across the whole fleet, unlike Celery's per-worker
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
+import hashlib
+import itertools
+import os
 from functools import cache
 from importlib import resources
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import redis
 from redis.exceptions import NoScriptError
@@ -29,9 +30,15 @@ def lua_source(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
 
 
-@dataclass(frozen=True)
-class Decision:
-    """One limiter answer. Times are seconds (float)."""
+@cache
+def lua_sha(name: str) -> str:
+    """SHA1 of lua/<name>.lua, as EVALSHA wants it (computed once per process)."""
+    return hashlib.sha1(lua_source(name).encode()).hexdigest()  # noqa: S324 - Redis's id
+
+
+class Decision(NamedTuple):
+    """One limiter answer. Times are seconds (float). A NamedTuple: immutable
+    and cheap to build (one per request)."""
 
     allowed: bool
     limit: int
@@ -55,8 +62,34 @@ def _ceil_seconds(value: float) -> int:
     return int(-(-value // 1))
 
 
+# Unique sorted-set members for the sliding window: a random per-process prefix
+# and a counter. The prefix is drawn again in a forked child, so two processes
+# never produce the same member (uuid4 per call costs ~2 us, this ~0.2 us).
+_member_prefix = ""
+_member_counter = itertools.count()
+
+
+def _new_member_prefix() -> None:
+    global _member_prefix, _member_counter
+    _member_prefix = os.urandom(9).hex() + ":"
+    _member_counter = itertools.count()
+
+
+_new_member_prefix()
+os.register_at_fork(after_in_child=_new_member_prefix)
+
+
+def unique_member() -> str:
+    return f"{_member_prefix}{next(_member_counter)}"
+
+
 class Limiter:
-    """Base class: ``limit`` requests per ``period`` seconds per key."""
+    """Base class: ``limit`` requests per ``period`` seconds per key.
+
+    ``hit()`` is one EVALSHA (one round trip): the script's SHA1 and the
+    arguments are computed once here, the reply is four integers. The script
+    is loaded only when the server answers NOSCRIPT (restart, SCRIPT FLUSH).
+    """
 
     script_name: ClassVar[str] = ""
     algorithm: ClassVar[str] = ""
@@ -67,37 +100,37 @@ class Limiter:
         self.client = client
         self.limit = int(limit)
         self.period_ms = max(1, int(period * 1000))
-        self._script = client.register_script(lua_source(self.script_name))
-        self._fixed_args = [str(self.limit), str(self.period_ms)]
+        self._source = lua_source(self.script_name)
+        self._sha = lua_sha(self.script_name)
+        self._fixed_args = (str(self.limit), str(self.period_ms))
+        self._prefix = f"{KEY_PREFIX}{self.algorithm}:"
+
+    @property
+    def _script(self):  # redis-py Script, e.g. to queue the script in a pipeline
+        return self.client.register_script(self._source)
 
     def key(self, name: str) -> str:
-        return f"{KEY_PREFIX}{self.algorithm}:{name}"
+        return self._prefix + name
 
-    def _args(self) -> list[object]:
+    def _args(self) -> tuple[str, ...]:
         return self._fixed_args
 
     def _evalsha(self, key: str) -> list[int]:
-        """EVALSHA: one round trip; loads the script once if the server lost it
-        (restart, SCRIPT FLUSH). Leaner than redis-py's Script wrapper."""
         try:
             return self.client.execute_command(
-                "EVALSHA", self._script.sha, 1, key, *self._args()
+                "EVALSHA", self._sha, 1, key, *self._args()
             )
         except NoScriptError:
-            self._script.sha = self.client.script_load(self._script.script)
+            self.client.script_load(self._source)
             return self.client.execute_command(
-                "EVALSHA", self._script.sha, 1, key, *self._args()
+                "EVALSHA", self._sha, 1, key, *self._args()
             )
 
     def hit(self, name: str) -> Decision:
         """Count one request for ``name`` and decide. Raises redis.RedisError."""
-        allowed, remaining, reset_ms, retry_ms = self._evalsha(self.key(name))
+        allowed, remaining, reset_ms, retry_ms = self._evalsha(self._prefix + name)
         return Decision(
-            allowed=bool(int(allowed)),
-            limit=self.limit,
-            remaining=int(remaining),
-            reset_after=int(reset_ms) / 1000,
-            retry_after=int(retry_ms) / 1000,
+            allowed == 1, self.limit, remaining, reset_ms / 1000, retry_ms / 1000
         )
 
 
@@ -114,8 +147,8 @@ class SlidingWindow(Limiter):
     script_name = "sliding_window"
     algorithm = "sliding"
 
-    def _args(self) -> list[object]:
-        return [*self._fixed_args, uuid.uuid4().hex]
+    def _args(self) -> tuple[str, ...]:
+        return (*self._fixed_args, unique_member())
 
 
 class TokenBucket(Limiter):

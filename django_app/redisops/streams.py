@@ -10,10 +10,17 @@
 - An entry that failed ``max_deliveries`` times goes to ``<stream>:dlq``
   (XADD + XACK in one MULTI).
 - Processing is idempotent: after the handler succeeded, one Lua script
-  (lua/commit_entry.lua) records the effect under a processed-once marker and
+  (lua/commit_entries.lua) records the effect under a processed-once marker and
   XACKs, atomically; a redelivered entry is acked without a second effect.
-- ``stop()`` (SIGTERM) finishes the current entry; unprocessed ones stay pending
-  and are picked up again.
+- Commits are batched: the entries handled from one read are committed by one
+  script call (one round trip for the batch instead of one per entry). An
+  entry handled but not yet committed when the process dies is simply
+  delivered again (its handler runs again, its effect still happens once), so
+  a commit is also flushed as soon as handling has taken ``max_commit_delay``
+  seconds since the oldest uncommitted entry, to bound that re-work.
+  ``batch_commit=False`` commits every entry on its own.
+- ``stop()`` (SIGTERM) finishes the current entry and commits what was
+  handled; unprocessed ones stay pending and are picked up again.
 """
 
 from __future__ import annotations
@@ -109,6 +116,8 @@ class StreamConsumer:
         block_ms: int = 2_000,
         batch: int = 10,
         dlq_maxlen: int = 10_000,
+        batch_commit: bool = True,
+        max_commit_delay: float = 0.1,
     ) -> None:
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be >= 1")
@@ -122,11 +131,13 @@ class StreamConsumer:
         self.block_ms = block_ms
         self.batch = batch
         self.dlq_maxlen = dlq_maxlen
+        self.batch_commit = batch_commit
+        self.max_commit_delay = max_commit_delay
         self.stats = ConsumerStats()
         self._stop = threading.Event()
         self._autoclaim_cursor = "0-0"
         self._has_autoclaim: bool | None = None
-        self._commit = client.register_script(lua_source("commit_entry"))
+        self._commit = client.register_script(lua_source("commit_entries"))
 
     # -- lifecycle ---------------------------------------------------------
     def stop(self) -> None:
@@ -259,21 +270,36 @@ class StreamConsumer:
             return
         ids = [entry_id for entry_id, _ in entries]
         counts = {i: 1 for i in ids} if first_delivery else self._delivery_counts(ids)
+        handled: list[str] = []  # handler succeeded, effect not yet recorded
+        since = 0.0
         for entry_id, fields in entries:
             if self.stopping:
                 # The rest stay pending: our restart or another consumer takes them.
-                return
+                break
             if not fields:
                 # Trimmed or deleted while pending: nothing left to process.
                 self.client.xack(self.stream, self.group, entry_id)
                 continue
-            self.handle(entry_id, fields, counts.get(entry_id, 1))
+            if not handled:
+                since = time.monotonic()
+            if self.handle(entry_id, fields, counts.get(entry_id, 1)):
+                handled.append(entry_id)
+            if handled and (
+                not self.batch_commit
+                or time.monotonic() - since >= self.max_commit_delay
+            ):
+                self.commit_many(handled)
+                handled = []
+        if handled:
+            self.commit_many(handled)
 
     # -- processing --------------------------------------------------------
-    def handle(self, entry_id: str, fields: dict[str, str], deliveries: int) -> None:
+    def handle(self, entry_id: str, fields: dict[str, str], deliveries: int) -> bool:
+        """Run the handler; True when it succeeded and the entry is to be
+        committed (commit_many). Failures stay pending or go to the DLQ."""
         if deliveries > self.max_deliveries:
             self.dead_letter(entry_id, fields, deliveries, "too many deliveries")
-            return
+            return False
         try:
             self.handler(self, entry_id, fields)
         except Exception as exc:
@@ -289,25 +315,35 @@ class StreamConsumer:
                     self.max_deliveries,
                     exc,
                 )
-            return
-        if self.commit(entry_id):
-            self.stats.processed += 1
-        else:
-            self.stats.duplicates += 1
-            log.info("entry %s was already processed; acked without effect", entry_id)
+            return False
+        return True
+
+    def commit_many(self, entry_ids: list[str]) -> list[bool]:
+        """Record each entry's effect once and XACK them all: one atomic script,
+        one round trip. Returns, per entry, whether its effect was recorded now
+        (False: an earlier delivery had recorded it)."""
+        flags = self._commit(
+            keys=[
+                self.stream,
+                effects_key(self.stream),
+                *[marker_key(self.stream, i) for i in entry_ids],
+            ],
+            args=[DONE_MARKER_TTL, self.consumer, self.group, *entry_ids],
+        )
+        applied = [bool(f) for f in flags]
+        for entry_id, new in zip(entry_ids, applied, strict=True):
+            if new:
+                self.stats.processed += 1
+            else:
+                self.stats.duplicates += 1
+                log.info(
+                    "entry %s was already processed; acked without effect", entry_id
+                )
+        return applied
 
     def commit(self, entry_id: str) -> bool:
-        """Record the entry's effect once and XACK it, in one atomic script."""
-        return bool(
-            self._commit(
-                keys=[
-                    marker_key(self.stream, entry_id),
-                    effects_key(self.stream),
-                    self.stream,
-                ],
-                args=[DONE_MARKER_TTL, self.consumer, entry_id, self.group],
-            )
-        )
+        """Record one entry's effect once and XACK it, in one atomic script."""
+        return self.commit_many([entry_id])[0]
 
     def dead_letter(
         self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str

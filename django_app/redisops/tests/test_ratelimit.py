@@ -159,3 +159,32 @@ def test_lua_scripts_use_redis_time_not_client_time() -> None:
 def test_unknown_algorithm_is_refused(r: redis.Redis) -> None:
     with pytest.raises(ValueError, match="unknown algorithm"):
         ratelimit.make_limiter("leaky", r, 1, 1)
+
+
+def test_sliding_window_members_are_unique_across_fork() -> None:
+    """Members come from a per-process random prefix and a counter; a forked
+    child draws a new prefix, so parent and child never collide."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    ratelimit.unique_member()  # parent's prefix in use before the fork
+    with ctx.Pool(2) as pool:
+        children = pool.starmap(_members, [(200,), (200,)])
+    mine = _members(200)
+    everything = [m for ms in (*children, mine) for m in ms]
+    assert len(set(everything)) == len(everything)
+
+
+def _members(n: int) -> list[str]:
+    return [ratelimit.unique_member() for _ in range(n)]
+
+
+def test_fixed_window_restarts_a_counter_that_has_no_expiry(
+    r: redis.Redis, uid: str
+) -> None:
+    limiter = ratelimit.FixedWindow(r, limit=2, period=60)
+    r.set(limiter.key(uid), 99)  # e.g. written by something else, no TTL
+    decision = limiter.hit(uid)
+    assert decision.allowed
+    assert decision.remaining == 1
+    assert 0 < r.pttl(limiter.key(uid)) <= 60_000
