@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# make bench-redis: redis-benchmark against the role's hardened Redis and a stock
+# one on the same host, then plain vs TLS; prints medians and ratios.
+#
+#   scripts/bench-redis.sh                 defaults: IMAGE=debian12 N=50000 CLIENTS=50 ROUNDS=5
+#   KEEP=1 scripts/bench-redis.sh          keep the container, network and raw results
+#
+# One throwaway systemd container (redisops-bench-redis) on its own podman network
+# (redisops-bench), converged with the real role (playbooks/redis.yml and
+# bench/redis/inventory.yml: role defaults plus an admin password and one ACL user).
+# bench/redis/guest-setup.sh then adds, on the same container, Debian's stock Redis
+# (packaged redis.conf and packaged unit, another port) and one stock instance that
+# serves a plain and a TLS port. redis-benchmark runs inside the container against
+# 127.0.0.1: no traffic leaves the test host. Variants are interleaved round by
+# round (order rotated) and the median of ROUNDS runs is reported, as requests/s
+# and as the server's CPU time per request (user+sys of the redis-server process,
+# from INFO cpu): the second barely moves when other tenants load the host.
+#
+#   stock           Debian's packaged config and unit, port 6390: default user
+#                   without password, RDB save points, no AOF, no maxmemory
+#   hardened        the role's redis-server on 6379, as ACL user "bench" (key
+#                   patterns, command categories, deny list), AOF everysec, maxmemory
+#   hardened-noaof  the same process after CONFIG SET appendonly no (switched on
+#                   again before its next "hardened" run): shows what AOF costs
+#   plain / tls     one stock process, plain port 6392 vs TLS port 6393 (the role's
+#                   TLS settings, EC P-256 certificate from a throwaway CA)
+#
+# Target (issue): hardened >= 0.95 x stock on every test. A miss is printed as
+# MISSED; the script still exits 0. It fails only when it cannot measure.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+IMAGE=${IMAGE:-debian12}
+N=${N:-50000}               # requests per test and run
+CLIENTS=${CLIENTS:-50}      # parallel connections
+KEYSPACE=${KEYSPACE:-10000} # -r: key:<n>, counter:<n>; the warm-up run fills it (>99%)
+ROUNDS=${ROUNDS:-5}         # median of 5 short runs resists a noisy neighbour better than 3 long ones
+KEEP=${KEEP:-0}
+TARGET=0.95
+TESTS=set,get,incr,lpush,xadd # xadd: XADD bench:stream * f <rand>, a custom command
+TEST_NAMES=(SET GET INCR LPUSH XADD)
+
+PREFIX=redisops-bench
+NAME=$PREFIX-redis
+NET=$PREFIX
+LABEL=owner=$PREFIX
+INV=$ROOT/bench/redis/inventory.yml
+HARDENED_PORT=6379 STOCK_PORT=6390 PLAIN_PORT=6392 TLS_PORT=6393
+TLS_CA=/etc/redis/$PREFIX-tls/ca.crt
+
+export LC_ALL=C.UTF-8 # byte-order sort/join, "." as decimal point; Ansible needs UTF-8
+export PATH="$ROOT/.venv/bin:$PATH"
+export ANSIBLE_ROLES_PATH=$ROOT/roles ANSIBLE_CONFIG=$ROOT/ansible.cfg
+
+log() { printf '[%3ds] %s\n' "$SECONDS" "$*"; }
+die() { echo "bench-redis: $*" >&2; exit 1; }
+cx() { podman exec "$NAME" "$@"; }
+
+for tool in podman ansible-playbook python3; do
+  command -v "$tool" >/dev/null || die "$tool not found (run: make deps venv)"
+done
+[ -f "$INV" ] || die "missing $INV"
+BENCH_PW=$("$ROOT/.venv/bin/python" - "$INV" <<'PY'
+import sys, yaml
+inv = yaml.safe_load(open(sys.argv[1]))
+users = inv["all"]["children"]["redis_servers"]["vars"]["redis_server_acl_users"]
+print(next(u["password"] for u in users if u["name"] == "bench"))
+PY
+)
+
+WORK=$(mktemp -d "/tmp/$PREFIX.XXXXXX")
+RESULTS=$WORK/results.csv
+: >"$RESULTS"
+
+cleanup() {
+  local rc=$?
+  if [ "$KEEP" = 1 ]; then
+    echo
+    echo "KEEP=1: left running: container $NAME, network $NET; raw results in $RESULTS"
+    echo "  podman exec -it $NAME redis-admin          # hardened, as the admin user"
+    echo "  podman rm -f $NAME && podman network rm $NET && rm -rf $WORK   # clean up"
+  else
+    podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
+    podman network rm "$NET" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ── Test host ─────────────────────────────────────────────────────────────────
+"$ROOT/scripts/build-images.sh" "$IMAGE"
+
+# Leftovers of an earlier run (KEEP=1, interrupted): only ever ours, by label.
+if podman container exists "$NAME"; then
+  [ -n "$(podman ps -aq --filter "name=^$NAME\$" --filter "label=$LABEL")" ] ||
+    die "a container named $NAME exists without label $LABEL: not touching it"
+  podman rm -f -t 0 "$NAME" >/dev/null
+fi
+if podman network exists "$NET"; then
+  [ -n "$(podman network ls -q --filter "name=^$NET\$" --filter "label=$LABEL")" ] ||
+    die "a network named $NET exists without label $LABEL: not touching it"
+  podman network rm "$NET" >/dev/null
+fi
+
+log "starting $NAME ($IMAGE) on network $NET"
+podman network create --label "$LABEL" "$NET" >/dev/null
+podman run -d --name "$NAME" --hostname "$NAME" --label "$LABEL" --network "$NET" \
+  --runtime runc --cgroup-manager=cgroupfs --systemd=always \
+  --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
+  "localhost/$IMAGE-systemd:latest" >/dev/null
+# Right after `podman run` systemd may not have its bus yet: retry until it answers.
+state=
+for _ in $(seq 100); do
+  state=$(cx systemctl is-system-running --wait 2>/dev/null || true)
+  case $state in running | degraded) break ;; esac
+  sleep 0.3
+done
+case $state in running | degraded) ;; *) die "systemd in $NAME did not finish booting: ${state:-no answer}" ;; esac
+
+log "converging the role (playbooks/redis.yml, bench/redis/inventory.yml)"
+if ! ansible-playbook -i "$INV" "$ROOT/playbooks/redis.yml" >"$WORK/converge.log" 2>&1; then
+  tail -40 "$WORK/converge.log" >&2
+  die "converge failed (full log: $WORK/converge.log; KEEP=1 keeps it)"
+fi
+grep -A1 '^PLAY RECAP' "$WORK/converge.log" | tail -1 | sed 's/^/    /'
+
+# redis-benchmark of Redis 6.0 (Debian 11) has no --tls: compare plain/TLS only where it can.
+TLS=0
+bench_help=$(cx redis-benchmark --help 2>&1 || true)
+if [[ $bench_help == *--tls* ]]; then TLS=1; fi
+cx mkdir -p /root/$PREFIX
+for f in guest-setup.sh guest-run.sh; do podman cp "$ROOT/bench/redis/$f" "$NAME:/root/$PREFIX/$f"; done
+log "adding stock instance(s): Debian's packaged redis.conf and unit"
+if [ "$TLS" = 1 ]; then
+  cx bash "/root/$PREFIX/guest-setup.sh" "$STOCK_PORT" "$PLAIN_PORT" "$TLS_PORT"
+else
+  cx bash "/root/$PREFIX/guest-setup.sh" "$STOCK_PORT"
+fi
+
+# ── Per-variant connection options ────────────────────────────────────────────
+conn() {
+  case $1 in
+    stock) echo "-h 127.0.0.1 -p $STOCK_PORT" ;;
+    hardened | hardened-noaof) echo "-h 127.0.0.1 -p $HARDENED_PORT --user bench -a $BENCH_PW" ;;
+    plain) echo "-h 127.0.0.1 -p $PLAIN_PORT" ;;
+    tls) echo "-h 127.0.0.1 -p $TLS_PORT --tls --cacert $TLS_CA" ;;
+  esac
+}
+# INFO/CONFIG: the stock instances answer their default user, the hardened one
+# only its admin user (redis-admin, over the unix socket).
+info_cmd() {
+  case $1 in
+    stock) echo "redis-cli -h 127.0.0.1 -p $STOCK_PORT" ;;
+    hardened | hardened-noaof) echo "redis-admin" ;;
+    plain | tls) echo "redis-cli -h 127.0.0.1 -p $PLAIN_PORT" ;;
+  esac
+}
+admin() {
+  local -a c
+  read -r -a c <<<"$(info_cmd "$1")"
+  cx "${c[@]}" "${@:2}"
+}
+
+# The bench user must be able to do what the benchmark does, and no more.
+acl_check() {
+  local -a c args
+  local ok=1 out cmd
+  read -r -a c <<<"$(conn hardened)"
+  for cmd in "SET key:0 v" "GET key:0" "INCR counter:0" "LPUSH mylist v" "XADD bench:stream * f v"; do
+    read -r -a args <<<"$cmd"
+    out=$(cx redis-cli --no-auth-warning "${c[@]}" "${args[@]}" 2>&1)
+    case $out in *ERR* | *NOPERM* | *WRONGPASS* | *NOAUTH*) echo "    bench user: $cmd -> $out"; ok=0 ;; esac
+  done
+  for cmd in "SET other:0 v" "FLUSHALL" "CONFIG GET maxmemory"; do
+    read -r -a args <<<"$cmd"
+    out=$(cx redis-cli --no-auth-warning "${c[@]}" "${args[@]}" 2>&1)
+    case $out in *NOPERM*) ;; *) echo "    bench user: $cmd was not refused: $out"; ok=0 ;; esac
+  done
+  [ "$ok" = 1 ] || die "the bench ACL user does not behave as expected"
+}
+acl_check
+
+# ── What differs between the instances ────────────────────────────────────────
+config_of() { admin "$1" CONFIG GET '*' | paste -d'\t' - - | sort; }
+echo
+REDIS_VERSION=$(cx redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')
+echo "=== Instances (Redis $REDIS_VERSION, $IMAGE," \
+  "$(nproc) CPUs, $(($(podman ps -q | wc -l) - 1)) other running containers on this host," \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)) ==="
+echo "stock:    Debian's packaged redis.conf (included verbatim) and a copy of its packaged"
+echo "          systemd unit; only port ($STOCK_PORT), pidfile, logfile, dir differ."
+echo "hardened: the role's redis-server.service on $HARDENED_PORT (packaged unit + the role's drop-in),"
+echo "          benchmarked as ACL user bench:"
+admin hardened ACL LIST | grep '^user bench ' | sed -E 's/#[0-9a-f]{64}/#<sha256>/g' | fold -s -w 88 |
+  sed 's/^/            /'
+echo "          config that differs from stock (CONFIG GET *; port/pidfile/logfile/dir left out):"
+config_of stock >"$WORK/stock.conf"
+config_of hardened >"$WORK/hardened.conf"
+join -t $'\t' -a1 -a2 -e '(unset)' -o 0,1.2,2.2 "$WORK/stock.conf" "$WORK/hardened.conf" |
+  awk -F'\t' '$2 != $3 && $1 !~ /^(port|pidfile|logfile|dir)$/ {
+    printf "            %-26s stock: %-22s hardened: %s\n", $1, ($2 == "" ? "\"\"" : $2), ($3 == "" ? "\"\"" : $3) }'
+
+# ── Benchmark ─────────────────────────────────────────────────────────────────
+AOF=yes # the hardened instance's appendonly, as converged
+set_aof() {
+  [ "$AOF" = "$1" ] && return
+  [ "$(admin hardened CONFIG SET appendonly "$1")" = OK ] || die "CONFIG SET appendonly $1 failed"
+  AOF=$1
+}
+# No fork in progress (BGSAVE, AOF rewrite after switching AOF on) when a run starts.
+quiesce() {
+  local v info
+  for v in "$@"; do
+    for _ in $(seq 600); do
+      info=$(admin "$v" INFO persistence)
+      case $info in
+        *rdb_bgsave_in_progress:1* | *aof_rewrite_in_progress:1* | *aof_rewrite_scheduled:1*) sleep 0.2 ;;
+        *) continue 2 ;;
+      esac
+    done
+    die "$v: background save still running after 120 s"
+  done
+}
+# run VARIANT ROUND: one pass of every test (bench/redis/guest-run.sh in the container).
+run() {
+  local v=$1 r=$2 err=$WORK/err.$1.$2 c out
+  read -r -a c <<<"$(conn "$v")"
+  case $v in
+    hardened) set_aof yes ;;
+    hardened-noaof) set_aof no ;;
+  esac
+  case $v in stock | hardened | hardened-noaof) quiesce stock hardened ;; *) quiesce plain ;; esac
+  out=$(cx bash "/root/$PREFIX/guest-run.sh" "$N" "$CLIENTS" "$KEYSPACE" "$TESTS" "$(info_cmd "$v")" \
+    "${c[@]}" 2>"$err") || { cat "$err" >&2; die "benchmark of $v failed"; }
+  # Errors (NOPERM, auth, TLS) are printed, not counted as requests: stop on any.
+  # redis-benchmark first reads CONFIG GET save/appendonly; the bench user may not (CONFIG is
+  # denied), which redis-benchmark only warns about: those messages are expected.
+  if grep -viE -e "fetch (server )?CONFIG" -e "permissions to run the 'config' command" -e '^$' "$err" |
+    grep -qiE 'error|noperm|wrongpass|noauth|refused|ssl'; then
+    cat "$err" >&2
+    die "redis-benchmark reported errors for $v"
+  fi
+  awk -v p="$v,$r," '{ print p $0 }' <<<"$out" >>"$RESULTS"
+  [ "$(grep -c "^$v,$r," "$RESULTS")" -eq ${#TEST_NAMES[@]} ] || die "$v round $r: unexpected output: $out"
+}
+# rounds NAME VARIANT...: ROUNDS rounds, each running every variant, order rotated.
+rounds() {
+  local title=$1 r i k t0
+  shift
+  local -a vs=("$@")
+  for ((r = 1; r <= ROUNDS; r++)); do
+    t0=$SECONDS
+    for ((i = 0; i < ${#vs[@]}; i++)); do
+      k=$(((i + r - 1) % ${#vs[@]}))
+      run "${vs[$k]}" "$r"
+    done
+    log "$title round $r/$ROUNDS done ($((SECONDS - t0)) s)"
+  done
+}
+
+echo
+echo "=== redis-benchmark -n $N -c $CLIENTS -P 1 -r $KEYSPACE, tests ${TESTS^^};" \
+  "$ROUNDS interleaved rounds, medians ==="
+# Warm-up pass, not counted: fills the keyspace (>99%), faults memory in.
+warm=(stock hardened)
+if [ "$TLS" = 1 ]; then warm+=(plain); fi
+for v in "${warm[@]}"; do run "$v" 0; done
+sed -i '/^[^,]*,0,/d' "$RESULTS"
+log "warm-up done"
+rounds "hardened vs stock:" stock hardened hardened-noaof
+set_aof yes
+if [ "$TLS" = 1 ]; then rounds "plain vs TLS:" plain tls; fi
+
+# ── Report ────────────────────────────────────────────────────────────────────
+# results.csv: variant,round,test,requests_per_second,server_cpu_us_per_request
+median() { # VARIANT TEST COLUMN
+  grep "^$1,[0-9]*,$2," "$RESULTS" | cut -d, -f"$3" | sort -g |
+    awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+# table COLUMN BASE VARIANT...: per test the medians and each variant's ratio to BASE,
+# in throughput terms (>1 = faster than BASE): rps variant/base, CPU base/variant.
+# Sets GEO[i] (geomean ratio of the i-th variant) and BELOW (tests where the first is < TARGET).
+table() {
+  local col=$1 base=$2 t b m r i dec=2
+  shift 2
+  local -a vs=("$@") lsum
+  if [ "$col" = 4 ]; then dec=0; fi
+  printf '%-7s %12s' test "$base"
+  for v in "${vs[@]}"; do printf ' %15s %7s' "$v" ratio; done
+  echo
+  BELOW=()
+  for ((i = 0; i < ${#vs[@]}; i++)); do lsum[i]=0; done
+  for t in "${TEST_NAMES[@]}"; do
+    b=$(median "$base" "$t" "$col")
+    printf "%-7s %12.${dec}f" "$t" "$b"
+    for ((i = 0; i < ${#vs[@]}; i++)); do
+      m=$(median "${vs[i]}" "$t" "$col")
+      r=$(awk -v m="$m" -v b="$b" -v c="$col" 'BEGIN { printf "%.3f", (c == 4 ? m / b : b / m) }')
+      printf " %15.${dec}f %7s" "$m" "$r"
+      lsum[i]=$(awk -v a="${lsum[i]}" -v x="$r" 'BEGIN { print a + log(x) }')
+      if [ "$i" = 0 ] && awk -v x="$r" -v t="$TARGET" 'BEGIN { exit !(x < t) }'; then BELOW+=("$t $r"); fi
+    done
+    echo
+  done
+  printf '%-7s %12s' geomean ""
+  GEO=()
+  for ((i = 0; i < ${#vs[@]}; i++)); do
+    GEO[i]=$(awk -v a="${lsum[i]}" -v n="${#TEST_NAMES[@]}" 'BEGIN { printf "%.3f", exp(a / n) }')
+    printf ' %15s %7s' "" "${GEO[i]}"
+  done
+  echo
+}
+# Largest run-to-run spread (max/min - 1) of one variant/test, in requests/s.
+spread() {
+  local re
+  re=$(IFS='|'; echo "$*")
+  grep -E "^($re)," "$RESULTS" | awk -F, '{ k = $1 "," $3; if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if ($4 > hi[k]) hi[k] = $4 }
+    END { m = 0; for (k in lo) { s = hi[k] / lo[k] - 1; if (s > m) { m = s; w = k } } printf "%.0f%% (%s)", m * 100, w }'
+}
+# round_ratios A B: per round, the geometric mean over the tests of A/B in requests/s.
+round_ratios() {
+  awk -F, -v a="$1" -v b="$2" '$1 == a { x[$2 "," $3] = $4 } $1 == b { y[$2 "," $3] = $4 }
+    END { for (k in x) if (k in y) { split(k, p, ","); s[p[1]] += log(x[k] / y[k]); n[p[1]]++ }
+          for (r = 1; r in n; r++) printf "%s%.2f", (r > 1 ? " " : ""), exp(s[r] / n[r]) }' "$RESULTS"
+}
+below() { awk -v t="$TARGET" '{ for (i = 1; i <= NF; i++) n += ($i < t) } END { print n + 0 }' <<<"$1"; }
+raw() { # VARIANT...: requests/s of every run, in round order
+  local t v
+  echo "requests/s of every run, rounds 1..$ROUNDS:"
+  for t in "${TEST_NAMES[@]}"; do
+    for v in "$@"; do
+      printf '  %-6s %-15s' "$t" "$v"
+      grep "^$v,[0-9]*,$t," "$RESULTS" | sort -t, -k2,2n | cut -d, -f4 | xargs printf ' %7.0f'
+      echo
+    done
+  done
+}
+
+echo
+echo "requests/s (median of $ROUNDS; ratio = variant / stock):"
+table 4 stock hardened hardened-noaof
+missed=("${BELOW[@]}") gm=${GEO[0]}
+echo
+echo "server CPU us per request (median; ratio = stock / variant, so in throughput terms too):"
+table 5 stock hardened hardened-noaof
+cpu_below=("${BELOW[@]}") cgm=${GEO[0]} cgmn=${GEO[1]}
+echo
+echo "hardened-noaof is the hardened process with AOF switched off live: its ratio is what ACL"
+echo "auth/checks and the rest of the role's config cost; the gap to the hardened ratio is AOF."
+echo
+raw stock hardened hardened-noaof
+echo "largest run-to-run spread of one variant/test: $(spread stock hardened hardened-noaof)"
+rr=$(round_ratios hardened stock) rn=$(round_ratios hardened-noaof stock)
+nb=$(below "$rr")
+echo "requests/s ratio per round (geomean over the tests of runs seconds apart):"
+echo "  hardened/stock:       $rr   (below $TARGET in $nb/$ROUNDS rounds)"
+echo "  hardened-noaof/stock: $rn   (below $TARGET in $(below "$rn")/$ROUNDS rounds)"
+echo
+# verdict METRIC GEOMEAN BELOW...: one line against the target.
+verdict() {
+  local what=$1 geo=$2
+  shift 2
+  if [ $# -eq 0 ]; then
+    echo "VERDICT ($what): hardened >= $TARGET x stock: MET on every test (geomean $geo)"
+  else
+    echo "VERDICT ($what): hardened >= $TARGET x stock: MISSED on $#/${#TEST_NAMES[@]} tests ($*; geomean $geo)"
+  fi
+}
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+verdict "requests/s, the issue's metric" "$gm" "${missed[@]}"
+verdict "server CPU per request, robust to host load" "$cgm" "${cpu_below[@]}"
+if lt "$cgm" "$TARGET" && ! lt "$cgmn" "$TARGET"; then
+  echo "Where the cost is: AOF (appendfsync everysec). With AOF off the same hardened process is at"
+  echo "  $cgmn x stock by CPU per request: ACL checks and the rest of the role's config are within target."
+elif lt "$cgmn" "$TARGET"; then
+  echo "Where the cost is: not only AOF; with AOF off the hardened process is still at $cgmn x stock"
+  echo "  by CPU per request (ACL checks, maxmemory, ...)."
+fi
+if [ "$nb" -gt 0 ] && [ "$nb" -lt "$ROUNDS" ]; then
+  echo "NOTE: the rounds disagree on requests/s: run-to-run noise on this host is about as large as"
+  echo "      the 5% margin. Trust the CPU figures more, or re-run on an idle host / with ROUNDS=9."
+fi
+
+if [ "$TLS" = 1 ]; then
+  echo
+  echo "=== plain vs TLS: one stock process (same data, same config), plain port $PLAIN_PORT vs TLS port $TLS_PORT ==="
+  echo "Each of the $CLIENTS connections does one TLS handshake per test, then $((N / CLIENTS)) requests: mostly the"
+  echo "per-request (record encryption) cost; with small N the handshakes weigh more."
+  echo "requests/s (median of $ROUNDS; ratio = tls / plain):"
+  table 4 plain tls
+  echo "server CPU us per request (median; ratio = plain / tls):"
+  table 5 plain tls
+  raw plain tls
+  echo "largest run-to-run spread of one variant/test: $(spread plain tls)"
+  echo "(no target for TLS; informational)"
+else
+  echo
+  echo "plain vs TLS: skipped, the redis-benchmark of Redis $REDIS_VERSION ($IMAGE) has no --tls"
+fi
+echo
+log "total runtime (load average now $(cut -d' ' -f1-3 /proc/loadavg))"
