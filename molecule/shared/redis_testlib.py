@@ -55,7 +55,8 @@ class RedisCli:
         if user is not None:
             auth = f"REDISCLI_AUTH={shlex.quote(password or '')} "
         cmd = (
-            f"{auth}redis-cli --no-auth-warning -h {self.address} -p {self.port} "
+            # timeout: redis-cli 6.0 keeps waiting after a refused MONITOR.
+            f"{auth}timeout 10 redis-cli --no-auth-warning -h {self.address} -p {self.port} "
             f"{self.tls_args} {'--user ' + shlex.quote(user) if user else ''} "
             + " ".join(shlex.quote(a) for a in args)
         )
@@ -77,15 +78,29 @@ def host_address(host) -> str:
     return out.split()[3].split("/")[0]
 
 
-def run_playbook(playbook: str, extra_vars: dict[str, Any] | None = None) -> str:
-    """Run one of the repository's playbooks against the scenario's inventory."""
+def ansible_playbook(
+    playbook: Path,
+    extra_vars: dict[str, Any] | None = None,
+    tags: str | None = None,
+    verbosity: int = 0,
+) -> subprocess.CompletedProcess[str]:
+    """Run a playbook (e.g. the scenario's converge.yml) on the scenario's inventory."""
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
     env["ANSIBLE_ROLES_PATH"] = str(REPO / "roles")
-    cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(REPO / playbook)]
+    cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(playbook)]
+    if tags:
+        cmd += ["--tags", tags]
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
     if extra_vars is not None:
         cmd += ["-e", json.dumps(extra_vars)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_playbook(playbook: Path, extra_vars: dict[str, Any] | None = None, **kw: Any) -> str:
+    """ansible_playbook() that must succeed; returns its output."""
+    proc = ansible_playbook(playbook, extra_vars, **kw)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc.stdout
 
