@@ -93,7 +93,7 @@ def parse_redis_url(url: str) -> RedisTarget:
     user, password, hosts = _userinfo(parts.netloc)
     path_db = parts.path.strip("/") if scheme != "unix" else ""
     db_text = query.get("db") or path_db or "0"
-    if not db_text.isdigit():
+    if not (db_text.isascii() and db_text.isdigit()):
         raise ValueError(f"Redis database must be a number, got {db_text!r}")
     if scheme != "sentinel":
         return RedisTarget(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,32 @@ class JsonErrorsMiddleware:
         return json_error(500, "internal error")
 
 
+class CircuitBreaker:
+    """Skip Redis for a while after a connection error.
+
+    While Redis is down, every limited request would otherwise wait for the
+    connect timeout (2 s) before the failure mode applies. Once tripped, the
+    breaker answers "unavailable" at once for ``seconds``; the first request
+    after that tries Redis again. Per process, no lock needed: a race only
+    means one extra attempt.
+    """
+
+    def __init__(self) -> None:
+        self._open_until = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def trip(self, seconds: float) -> None:
+        self._open_until = time.monotonic() + seconds
+
+    def reset(self) -> None:
+        self._open_until = 0.0
+
+
+LIMITER_BREAKER = CircuitBreaker()
+
+
 def client_address(request: HttpRequest) -> str:
     """The client's IP: REMOTE_ADDR, or the X-Forwarded-For entry added by the
     outermost of APP_TRUSTED_PROXY_COUNT trusted proxies (never a value the
@@ -82,7 +109,8 @@ def rate_limit(
     A denied request gets 429 with Retry-After and RateLimit-* headers; every
     answer carries the RateLimit-* headers. When Redis is unreachable,
     RATELIMIT_FAILURE_MODE decides: "open" (default) lets the request through,
-    "closed" answers 503; either way it is logged.
+    "closed" answers 503; either way it is logged. After a connection error
+    Redis is skipped for RATELIMIT_BREAKER_SECONDS (LIMITER_BREAKER).
     """
 
     def decorator(view: View) -> View:
@@ -93,16 +121,28 @@ def rate_limit(
             lim = limit or conf["limit"]
             per = period or conf["period"]
             key = f"{scope}:{client_address(request)}"
-            try:
-                decision = make_limiter(algo, app_redis(), lim, per).hit(key)
-            except redis.RedisError as exc:
+
+            def unavailable(reason: str) -> HttpResponse:
                 mode = settings.RATELIMIT_FAILURE_MODE
                 log.warning(
-                    "rate limiter unreachable (%r); failing %s for %s", exc, mode, key
+                    "rate limiter unreachable (%s); failing %s for %s",
+                    reason,
+                    mode,
+                    key,
                 )
                 if mode == "closed":
                     return json_error(503, "rate limiter unavailable")
                 return view(request, *args, **kwargs)
+
+            if LIMITER_BREAKER.is_open():
+                return unavailable("circuit open after a connection error")
+            try:
+                decision = make_limiter(algo, app_redis(), lim, per).hit(key)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                LIMITER_BREAKER.trip(settings.RATELIMIT_BREAKER_SECONDS)
+                return unavailable(repr(exc))
+            except redis.RedisError as exc:
+                return unavailable(repr(exc))
             if not decision.allowed:
                 response: HttpResponse = json_error(
                     429, "rate limit exceeded", retry_after=decision.retry_after

@@ -161,7 +161,8 @@ class Listener:
             "channel": msg["channel"],
             "data": msg["data"],
             "listener": self.name,
-            "received_at": f"{time.time():.6f}",
+            # Redis's clock, like everything else compared across hosts.
+            "received_at": f"{_redis_now(client):.6f}",
         }
         client.xadd(
             self.record_stream, record, maxlen=self.record_maxlen, approximate=True

@@ -9,31 +9,18 @@ limit. Limits hold across the whole fleet, unlike Celery's per-worker
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
-from functools import cache
-from importlib import resources
 from typing import ClassVar, NamedTuple
 
 import redis
-from redis.exceptions import NoScriptError
 
 from . import redis_acl
+from .luascripts import lua_source, run_script
+
+__all__ = ["ALGORITHMS", "Decision", "Limiter", "lua_source", "make_limiter"]
 
 KEY_PREFIX = f"{redis_acl.APP_PREFIX}rl:"
-
-
-@cache
-def lua_source(name: str) -> str:
-    """The text of lua/<name>.lua (shipped inside the package)."""
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text()
-
-
-@cache
-def lua_sha(name: str) -> str:
-    """SHA1 of lua/<name>.lua, as EVALSHA wants it (computed once per process)."""
-    return hashlib.sha1(lua_source(name).encode()).hexdigest()  # noqa: S324 - Redis's id
 
 
 class Decision(NamedTuple):
@@ -86,9 +73,10 @@ def unique_member() -> str:
 class Limiter:
     """Base class: ``limit`` requests per ``period`` seconds per key.
 
-    ``hit()`` is one EVALSHA (one round trip): the script's SHA1 and the
-    arguments are computed once here, the reply is four integers. The script
-    is loaded only when the server answers NOSCRIPT (restart, SCRIPT FLUSH).
+    ``hit()`` is one EVALSHA (one round trip, luascripts.run_script): the
+    fixed arguments are computed once here, the reply is four integers. The
+    script is loaded only when the server answers NOSCRIPT (restart, SCRIPT
+    FLUSH).
     """
 
     script_name: ClassVar[str] = ""
@@ -100,14 +88,8 @@ class Limiter:
         self.client = client
         self.limit = int(limit)
         self.period_ms = max(1, int(period * 1000))
-        self._source = lua_source(self.script_name)
-        self._sha = lua_sha(self.script_name)
         self._fixed_args = (str(self.limit), str(self.period_ms))
         self._prefix = f"{KEY_PREFIX}{self.algorithm}:"
-
-    @property
-    def _script(self):  # redis-py Script, e.g. to queue the script in a pipeline
-        return self.client.register_script(self._source)
 
     def key(self, name: str) -> str:
         return self._prefix + name
@@ -115,20 +97,11 @@ class Limiter:
     def _args(self) -> tuple[str, ...]:
         return self._fixed_args
 
-    def _evalsha(self, key: str) -> list[int]:
-        try:
-            return self.client.execute_command(
-                "EVALSHA", self._sha, 1, key, *self._args()
-            )
-        except NoScriptError:
-            self.client.script_load(self._source)
-            return self.client.execute_command(
-                "EVALSHA", self._sha, 1, key, *self._args()
-            )
-
     def hit(self, name: str) -> Decision:
         """Count one request for ``name`` and decide. Raises redis.RedisError."""
-        allowed, remaining, reset_ms, retry_ms = self._evalsha(self._prefix + name)
+        allowed, remaining, reset_ms, retry_ms = run_script(
+            self.client, self.script_name, (self._prefix + name,), self._args()
+        )
         return Decision(
             allowed == 1, self.limit, remaining, reset_ms / 1000, retry_ms / 1000
         )

@@ -6,7 +6,11 @@
   before a restart) are read first with ``0``.
 - Entries are acked after processing. Entries left pending by a dead consumer
   are claimed after ``claim_idle_ms`` with XAUTOCLAIM (Redis >= 6.2) or
-  XPENDING + XCLAIM (Redis 6.0).
+  XPENDING + XCLAIM (Redis 6.0); both page through the whole pending list
+  with a cursor, so fresh entries at its head never hide stale ones behind.
+- An entry trimmed away (MAXLEN) while still pending cannot be processed any
+  more: it is acked, logged at WARNING and counted as ``trimmed_unprocessed``
+  in the progress hash. MAXLEN bounds memory, and can drop a backlog.
 - An entry that failed ``max_deliveries`` times goes to ``<stream>:dlq``
   (XADD + XACK in one MULTI).
 - Processing is idempotent: after the handler succeeded, one Lua script
@@ -35,7 +39,7 @@ from typing import Any
 import redis
 
 from .clients import server_version
-from .ratelimit import lua_source
+from .luascripts import run_script
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def effects_key(stream: str) -> str:
 
 
 def progress_key(stream: str) -> str:
-    """Hash: failures and dead_lettered counters."""
+    """Hash: failures, dead_lettered and trimmed_unprocessed counters."""
     return f"{stream}:progress"
 
 
@@ -81,12 +85,13 @@ def process_entry(
     """The demo handler: optional simulated work; raises for a poison entry.
 
     A handler may run more than once for an entry (at-least-once delivery);
-    the recorded effect happens once (StreamConsumer.commit).
+    the recorded effect happens once (StreamConsumer.commit_many).
     """
     if "poison" in fields:
         raise PoisonEntryError(f"poison entry {entry_id}")
     work_ms = fields.get("work_ms", "0")
-    if work_ms.isdigit() and int(work_ms) > 0:
+    # isascii(): "²".isdigit() is True but int("²") raises.
+    if work_ms.isascii() and work_ms.isdigit() and int(work_ms) > 0:
         consumer.wait(min(int(work_ms), MAX_WORK_MS) / 1000)
 
 
@@ -97,11 +102,18 @@ class ConsumerStats:
     failed: int = 0
     dead_lettered: int = 0
     claimed: int = 0
+    trimmed_unprocessed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class StreamConsumer:
-    """One consumer of a consumer group. ``run()`` until ``stop()``."""
+    """One consumer of a consumer group. ``run()`` until ``stop()``.
+
+    ``autoclaim``: claim with XAUTOCLAIM (True) or XPENDING + XCLAIM (False);
+    None (default) asks the server once (HELLO: XAUTOCLAIM needs 6.2).
+    ``block_ms`` must stay below the client's socket timeout, or the blocking
+    read times out as an error instead of returning empty.
+    """
 
     def __init__(
         self,
@@ -118,9 +130,18 @@ class StreamConsumer:
         dlq_maxlen: int = 10_000,
         batch_commit: bool = True,
         max_commit_delay: float = 0.1,
+        autoclaim: bool | None = None,
     ) -> None:
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be >= 1")
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        socket_timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        if block_ms < 0 or (socket_timeout and block_ms >= socket_timeout * 1000):
+            raise ValueError(
+                f"block_ms must be between 0 and the client's socket timeout "
+                f"({socket_timeout} s); got {block_ms}"
+            )
         self.client = client
         self.stream = stream
         self.group = group
@@ -136,8 +157,8 @@ class StreamConsumer:
         self.stats = ConsumerStats()
         self._stop = threading.Event()
         self._autoclaim_cursor = "0-0"
-        self._has_autoclaim: bool | None = None
-        self._commit = client.register_script(lua_source("commit_entries"))
+        self._pending_cursor = "-"  # XPENDING + XCLAIM paging (Redis 6.0)
+        self._has_autoclaim = autoclaim
 
     # -- lifecycle ---------------------------------------------------------
     def stop(self) -> None:
@@ -163,16 +184,22 @@ class StreamConsumer:
             if not str(exc).startswith("BUSYGROUP"):
                 raise
 
+    @property
+    def uses_autoclaim(self) -> bool:
+        """XAUTOCLAIM (>= 6.2) or XPENDING + XCLAIM; detected once unless given."""
+        if self._has_autoclaim is None:
+            self._has_autoclaim = server_version(self.client) >= (6, 2, 0)
+        return self._has_autoclaim
+
     def run(self, *, on_ready: Callable[[], None] | None = None) -> ConsumerStats:
         self.ensure_group()
-        self._has_autoclaim = server_version(self.client) >= (6, 2, 0)
         log.info(
             "consumer %s reading %s group %s (claim idle %d ms, %s, max deliveries %d)",
             self.consumer,
             self.stream,
             self.group,
             self.claim_idle_ms,
-            "XAUTOCLAIM" if self._has_autoclaim else "XPENDING+XCLAIM",
+            "XAUTOCLAIM" if self.uses_autoclaim else "XPENDING+XCLAIM",
             self.max_deliveries,
         )
         if on_ready:
@@ -213,10 +240,13 @@ class StreamConsumer:
         return len(entries)
 
     def claim_stale(self) -> int:
-        """Take over entries idle longer than claim_idle_ms in anyone's PEL."""
-        if self._has_autoclaim is None:
-            self._has_autoclaim = server_version(self.client) >= (6, 2, 0)
-        if self._has_autoclaim:
+        """Take over entries idle longer than claim_idle_ms in anyone's PEL.
+
+        One page of ``batch`` pending entries per call; a cursor walks the
+        whole pending list and wraps around, so a head of fresh entries never
+        starves stale ones behind it.
+        """
+        if self.uses_autoclaim:
             reply = self.client.xautoclaim(
                 self.stream,
                 self.group,
@@ -227,27 +257,82 @@ class StreamConsumer:
             )
             self._autoclaim_cursor = reply[0] or "0-0"
             entries = reply[1]
+            # Redis >= 7.0 drops entries deleted (trimmed) while pending from
+            # the PEL and names them in a third element.
+            deleted = reply[2] if len(reply) > 2 else []
+            if deleted:
+                self._note_trimmed(list(deleted))
         else:
-            pending = self.client.xpending_range(
-                self.stream, self.group, min="-", max="+", count=self.batch
-            )
-            ids = [
-                p["message_id"]
-                for p in pending
-                if p["time_since_delivered"] >= self.claim_idle_ms
-            ]
-            entries = (
-                self.client.xclaim(
-                    self.stream, self.group, self.consumer, self.claim_idle_ms, ids
-                )
-                if ids
-                else []
-            )
+            entries = self._xpending_xclaim_page()
         if entries:
             self.stats.claimed += len(entries)
             log.info("claimed %d stale entries", len(entries))
             self._handle_batch(entries)
         return len(entries)
+
+    def _xpending_xclaim_page(self) -> list[tuple[str, dict[str, str] | None]]:
+        """Redis 6.0: XPENDING from the cursor (no IDLE filter, no exclusive
+        ranges before 6.2), XCLAIM the idle ones, move the cursor past the
+        page; back to the start once the end of the list is reached."""
+        pending = self.client.xpending_range(
+            self.stream, self.group, min=self._pending_cursor, max="+", count=self.batch
+        )
+        if len(pending) < self.batch:
+            self._pending_cursor = "-"
+        else:
+            ms, seq = _id_tuple(pending[-1]["message_id"])
+            self._pending_cursor = f"{ms}-{seq + 1}"
+        ids = [
+            p["message_id"]
+            for p in pending
+            if p["time_since_delivered"] >= self.claim_idle_ms
+        ]
+        if not ids:
+            return []
+        entries = self.client.xclaim(
+            self.stream, self.group, self.consumer, self.claim_idle_ms, ids
+        )
+        missing = sorted(set(ids) - {entry_id for entry_id, _ in entries})
+        if missing:
+            self._note_vanished(missing)
+        return entries
+
+    def _note_vanished(self, entry_ids: list[str]) -> None:
+        """XCLAIM (Redis >= 7.0) silently drops entries deleted while pending.
+        Those gone from the stream and never processed were trimmed away;
+        the others were just taken or acked by someone else meanwhile."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for entry_id in entry_ids:
+                pipe.xrange(self.stream, entry_id, entry_id)
+                pipe.exists(marker_key(self.stream, entry_id))
+            replies = pipe.execute()
+        gone = [
+            entry_id
+            for entry_id, in_stream, processed in zip(
+                entry_ids, replies[::2], replies[1::2], strict=True
+            )
+            if not in_stream and not processed
+        ]
+        if gone:
+            self._note_trimmed(gone)
+
+    def _note_trimmed(self, entry_ids: list[str]) -> None:
+        """Entries trimmed (MAXLEN) or deleted while still pending: their data
+        is gone, so they are acked unprocessed; loudly, and counted."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *entry_ids)
+            pipe.hincrby(
+                progress_key(self.stream), "trimmed_unprocessed", len(entry_ids)
+            )
+            pipe.execute()
+        self.stats.trimmed_unprocessed += len(entry_ids)
+        log.warning(
+            "%d entries of %s were trimmed while pending and are lost "
+            "unprocessed (stream MAXLEN too small for the backlog?): %s",
+            len(entry_ids),
+            self.stream,
+            ", ".join(entry_ids[:20]),
+        )
 
     def _delivery_counts(self, ids: list[str]) -> dict[str, int]:
         rows = self.client.xpending_range(
@@ -270,16 +355,17 @@ class StreamConsumer:
             return
         ids = [entry_id for entry_id, _ in entries]
         counts = {i: 1 for i in ids} if first_delivery else self._delivery_counts(ids)
+        # Trimmed or deleted while pending (no fields): nothing left to process.
+        gone = [entry_id for entry_id, fields in entries if not fields]
+        if gone:
+            self._note_trimmed(gone)
+            entries = [e for e in entries if e[1]]
         handled: list[str] = []  # handler succeeded, effect not yet recorded
         since = 0.0
         for entry_id, fields in entries:
             if self.stopping:
                 # The rest stay pending: our restart or another consumer takes them.
                 break
-            if not fields:
-                # Trimmed or deleted while pending: nothing left to process.
-                self.client.xack(self.stream, self.group, entry_id)
-                continue
             if not handled:
                 since = time.monotonic()
             if self.handle(entry_id, fields, counts.get(entry_id, 1)):
@@ -322,7 +408,9 @@ class StreamConsumer:
         """Record each entry's effect once and XACK them all: one atomic script,
         one round trip. Returns, per entry, whether its effect was recorded now
         (False: an earlier delivery had recorded it)."""
-        flags = self._commit(
+        flags = run_script(
+            self.client,
+            "commit_entries",
             keys=[
                 self.stream,
                 effects_key(self.stream),
@@ -340,10 +428,6 @@ class StreamConsumer:
                     "entry %s was already processed; acked without effect", entry_id
                 )
         return applied
-
-    def commit(self, entry_id: str) -> bool:
-        """Record one entry's effect once and XACK it, in one atomic script."""
-        return self.commit_many([entry_id])[0]
 
     def dead_letter(
         self, entry_id: str, fields: dict[str, str], deliveries: int, reason: str

@@ -1,5 +1,7 @@
 """Celery tasks. Late acks + reject on worker lost (settings) mean any task may
-run again after a crash: each one is safe to run twice.
+run again after a crash. ``add`` and ``heavy_checksum`` are pure,
+``record_payment`` applies its effect once however often it runs; ``flaky``
+counts every attempt (that is its point) and ``notify`` may send twice.
 
 Names are explicit so routes (``redisops.tasks.heavy_*`` -> queue ``heavy``)
 and the API's allow-list don't depend on import paths.
@@ -10,14 +12,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import time
 
 import redis
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 
 from . import pubsub, redis_acl, streams
 from .clients import app_redis
-from .ratelimit import TokenBucket, lua_source
+from .luascripts import run_script
+from .ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,24 @@ PAYMENT_MARKER_TTL = 7 * 24 * 3600
 
 class TransientError(Exception):
     """A failure worth retrying (the demo's stand-in for a flaky upstream)."""
+
+
+class HeartbeatError(Exception):
+    """Beat's heartbeat is missing or too old."""
+
+
+# What flaky retries: only what we expect to be transient; a bug (ValueError,
+# TypeError...) fails at once.
+RETRY_ON = (TransientError, redis.ConnectionError, redis.TimeoutError)
+FLAKY_COUNTER_TTL = 3600
+
+
+def retry_countdown(retries: int, base: float, cap: float) -> float:
+    """Exponential backoff with "equal jitter": retry n waits between half and
+    all of min(cap, base * 2**n) seconds. It grows with n, never exceeds the
+    cap, and two clients never wait the same (no thundering herd)."""
+    ceiling = min(cap, base * 2**retries)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - not crypto
 
 
 @shared_task(name="redisops.tasks.add")
@@ -47,42 +69,59 @@ def heavy_checksum(size_kib: int, rounds: int) -> str:
     return hashlib.sha256(digest).hexdigest()
 
 
-@shared_task(
-    bind=True,
-    name="redisops.tasks.flaky",
-    # Only what we expect to be transient; a bug (ValueError...) fails at once.
-    autoretry_for=(TransientError, redis.ConnectionError, redis.TimeoutError),
-    retry_backoff=1,  # 1 s, 2 s, 4 s, ...
-    retry_backoff_max=30,  # cap
-    retry_jitter=True,  # random delay in [0, backoff]: no thundering herd
-    max_retries=5,
-)
-def flaky(self, key: str, failures: int) -> dict[str, int]:
-    """Fails with TransientError ``failures`` times for ``key``, then succeeds."""
-    if failures < 0:
-        raise ValueError("failures must be >= 0")
-    client = app_redis()
-    counter = f"{TASK_KEY_PREFIX}flaky:{key}"
-    attempt = client.incr(counter)
-    client.expire(counter, 3600)
-    if attempt <= failures:
-        log.info("flaky %s attempt %d fails on purpose", key, attempt)
-        raise TransientError(f"attempt {attempt} of {key} failed")
+def count_attempt(client: redis.Redis, counter: str) -> int:
+    """INCR a counter whose expiry is set once, when it is created (SET NX EX
+    + INCR in one MULTI): later attempts never push the expiry forward."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(counter, 0, nx=True, ex=FLAKY_COUNTER_TTL)
+        pipe.incr(counter)
+        _, attempt = pipe.execute()
+    return int(attempt)
+
+
+@shared_task(bind=True, name="redisops.tasks.flaky", max_retries=5)
+def flaky(self: Task, key: str, failures: int) -> dict[str, int]:
+    """Fails with TransientError ``failures`` times for ``key``, then succeeds.
+
+    Retries only RETRY_ON, up to 5 times, after retry_countdown() seconds
+    (settings.APP_RETRY_BACKOFF: base and cap). Every attempt is counted in
+    Redis first, so a test can tell how often it ran.
+    """
+    try:
+        attempt = count_attempt(app_redis(), f"{TASK_KEY_PREFIX}flaky:{key}")
+        if failures < 0:
+            raise ValueError("failures must be >= 0")  # a bug: never retried
+        if attempt <= failures:
+            log.info("flaky %s attempt %d fails on purpose", key, attempt)
+            raise TransientError(f"attempt {attempt} of {key} failed")
+    except RETRY_ON as exc:
+        backoff = settings.APP_RETRY_BACKOFF
+        countdown = retry_countdown(
+            self.request.retries, backoff["base"], backoff["cap"]
+        )
+        raise self.retry(exc=exc, countdown=countdown) from None
     return {"attempts": attempt, "retries": self.request.retries}
 
 
 @shared_task(bind=True, name="redisops.tasks.record_payment")
 def record_payment(
-    self, payment_id: str, account: str, amount: int
+    self: Task, payment_id: str, account: str, amount: int, hold_seconds: float = 0
 ) -> dict[str, object]:
     """Idempotent under redelivery: the ledger change and the payment's
-    processed-once marker are one atomic Lua step (lua/apply_once.lua)."""
+    processed-once marker are one atomic Lua step (lua/apply_once.lua).
+
+    ``hold_seconds`` (not offered by the API): work after the effect, e.g. a
+    receipt; a test kills the process there to force a real redelivery.
+    """
     client = app_redis()
-    apply_once = client.register_script(lua_source("apply_once"))
-    applied = apply_once(
+    applied = run_script(
+        client,
+        "apply_once",
         keys=[f"{TASK_KEY_PREFIX}payment:done:{payment_id}", LEDGER_KEY],
         args=[PAYMENT_MARKER_TTL, self.request.id or "-", account, amount],
     )
+    if hold_seconds > 0:
+        time.sleep(min(hold_seconds, 30.0))
     balance = int(client.hget(LEDGER_KEY, account) or 0)
     if not applied:
         log.info("payment %s already recorded; nothing changed", payment_id)
@@ -90,7 +129,7 @@ def record_payment(
 
 
 @shared_task(bind=True, name="redisops.tasks.notify", max_retries=100)
-def notify(self, user_id: str) -> dict[str, object]:
+def notify(self: Task, user_id: str) -> dict[str, object]:
     """Rate-limited across the whole fleet by our Redis limiter.
 
     Celery's ``rate_limit`` option is enforced per worker process pool: with N
@@ -127,6 +166,17 @@ def heartbeat_age(client: redis.Redis) -> float | None:
     return max(0.0, seconds - float(value))
 
 
+def check_heartbeat(client: redis.Redis, max_age: float) -> float:
+    """The heartbeat's age if fresh; HeartbeatError if missing or too old.
+    One check for /readyz and `manage.py smoke`."""
+    age = heartbeat_age(client)
+    if age is None:
+        raise HeartbeatError("no heartbeat from celery beat")
+    if age > max_age:
+        raise HeartbeatError(f"heartbeat {age:.0f}s old (max {max_age}s)")
+    return age
+
+
 @shared_task(name="redisops.tasks.trim_streams", ignore_result=True)
 def trim_streams() -> dict[str, object]:
     """Keep the app's streams bounded (producers trim approximately too)."""
@@ -148,7 +198,7 @@ def trim_streams() -> dict[str, object]:
 
 
 # What the API may enqueue, with the argument types each accepts.
-API_TASKS: dict[str, tuple[object, dict[str, type]]] = {
+API_TASKS: dict[str, tuple[Task, dict[str, type]]] = {
     "add": (add, {"x": int, "y": int}),
     "heavy_checksum": (heavy_checksum, {"size_kib": int, "rounds": int}),
     "flaky": (flaky, {"key": str, "failures": int}),

@@ -2,8 +2,12 @@
 # Build the app wheel and download every dependency as a wheel for the app
 # hosts' Pythons (manylinux x86_64), so that on a host without PyPI:
 #   python3 -m venv v && v/bin/pip install --no-index --find-links OUTDIR redisops-app
-# Usage: scripts/wheelhouse.sh [OUTDIR] [PYVER...]   (default: build/wheelhouse 3.11 3.13)
+# Usage: scripts/wheelhouse.sh [OUTDIR] [PYVER...]
+#   default: build/wheelhouse 3.10 3.11 3.12 3.13 (Ubuntu 22.04, Debian 12,
+#   Ubuntu 24.04, Debian 13)
 # APP_VERSION=0.1.1 builds the wheel with another version (rollback tests).
+# APP_EXTRAS=postgres adds the extra's dependencies (install with
+#   pip install --no-index --find-links OUTDIR "redisops-app[postgres]").
 set -euo pipefail
 
 APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,7 +15,8 @@ REPO=$(dirname "$APP_DIR")
 OUT=${1:-$REPO/build/wheelhouse}
 shift || true
 PYVERS=("$@")
-[[ ${#PYVERS[@]} -gt 0 ]] || PYVERS=(3.11 3.13)
+[[ ${#PYVERS[@]} -gt 0 ]] || PYVERS=(3.10 3.11 3.12 3.13)
+requirement="redisops-app${APP_EXTRAS:+[$APP_EXTRAS]}"
 VENV=${APP_VENV:-$REPO/.venv-app}
 
 bash "$APP_DIR/scripts/venv.sh"
@@ -34,6 +39,9 @@ echo "wheelhouse: building redisops-app $version into $OUT" >&2
 "${PIP[@]}" wheel --quiet --no-deps --wheel-dir "$OUT" "$src"
 rm -rf "$APP_DIR/build" "$src/build" "$APP_DIR"/*.egg-info 2>/dev/null || true
 
+# pip evaluates environment markers with the Python running it, not the
+# target's: redis needs async-timeout on Python < 3.11.3 (Ubuntu 22.04's 3.10,
+# Debian 12's 3.11.2), so it is always downloaded explicitly.
 for pyver in "${PYVERS[@]}"; do
     abi=cp${pyver/./}
     echo "wheelhouse: dependencies for CPython $pyver (manylinux x86_64)" >&2
@@ -42,6 +50,7 @@ for pyver in "${PYVERS[@]}"; do
         --abi "$abi" --abi abi3 --abi none \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 --platform any \
-        --constraint "$APP_DIR/constraints.txt" "redisops-app==$version"
+        --constraint "$APP_DIR/constraints.txt" "$requirement==$version" \
+        async-timeout
 done
 ls "$OUT" >&2

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from redisops import connections, redis_acl
+from redisops.ratelimit import ALGORITHMS
 
 # django_app/ in a source tree; site-packages when installed (only used for
 # development defaults).
@@ -235,12 +236,42 @@ APP_NOTIFY_RATE = (
 RATELIMIT_FAILURE_MODE = env("RATELIMIT_FAILURE_MODE", "open")
 if RATELIMIT_FAILURE_MODE not in {"open", "closed"}:
     raise ImproperlyConfigured("RATELIMIT_FAILURE_MODE must be 'open' or 'closed'")
+# After a connection error the limiter skips Redis this long (circuit
+# breaker), so requests don't each wait for the connect timeout.
+RATELIMIT_BREAKER_SECONDS = env_int("RATELIMIT_BREAKER_SECONDS", 5)
+if RATELIMIT_BREAKER_SECONDS < 0:
+    raise ImproperlyConfigured("RATELIMIT_BREAKER_SECONDS must be >= 0")
+
+
+def rate_limit_setting(prefix: str, algorithm: str, limit: int, period: int) -> dict:
+    """A limit for redisops.middleware.rate_limit, checked now: a bad value
+    fails at start, naming the variable, not as a 500 on the first request."""
+    if algorithm not in ALGORITHMS:
+        raise ImproperlyConfigured(
+            f"{prefix}_ALGORITHM must be one of {sorted(ALGORITHMS)}, got {algorithm!r}"
+        )
+    if limit < 1:
+        raise ImproperlyConfigured(f"{prefix}_LIMIT must be >= 1, got {limit}")
+    if period < 1:
+        raise ImproperlyConfigured(f"{prefix}_PERIOD must be >= 1 s, got {period}")
+    return {"algorithm": algorithm, "limit": limit, "period": period}
+
+
 # The rate-limited demo endpoint /api/limited: per client address.
-APP_LIMITED_ENDPOINT = {
-    "algorithm": env("APP_LIMITED_ALGORITHM", "gcra"),
-    "limit": env_int("APP_LIMITED_LIMIT", 5),
-    "period": env_int("APP_LIMITED_PERIOD", 10),
-}
+APP_LIMITED_ENDPOINT = rate_limit_setting(
+    "APP_LIMITED",
+    env("APP_LIMITED_ALGORITHM", "gcra"),
+    env_int("APP_LIMITED_LIMIT", 5),
+    env_int("APP_LIMITED_PERIOD", 10),
+)
+# Backoff of redisops.tasks.flaky (seconds): retry n waits between half and all
+# of min(cap, base * 2**n).
+APP_RETRY_BACKOFF = {"base": 1.0, "cap": 30.0}
+
+
+# django-redis: the cache ignores Redis errors (a miss), but logs them.
+# https://github.com/jazzband/django-redis#log-ignored-exceptions
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 
 def redis_settings(urls: dict[str, str]) -> dict[str, Any]:
@@ -314,5 +345,13 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "celery": {"level": LOG_LEVEL},
+        # billiard (the prefork pool) logs as "multiprocessing" without
+        # propagating; without a handler of its own its messages ("process ...
+        # exited with signal 9") would bypass our format.
+        "multiprocessing": {
+            "handlers": ["stderr"],
+            "level": "WARNING",
+            "propagate": False,
+        },
     },
 }

@@ -60,8 +60,19 @@ CSRF_COOKIE_SECURE = True
 # https://docs.djangoproject.com/en/5.2/ref/middleware/#http-strict-transport-security
 # Start low; raise to 31536000 once every subdomain serves HTTPS.
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 60)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+# includeSubDomains and preload bind every subdomain of the site's domain, and
+# a preload list entry takes months to undo: opt-in per deployment, never a
+# default. check --deploy warns about them (W005, W021); those two warnings
+# are silenced only while the deployment has not opted in, for that reason.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool(
+    "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False
+)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# https://docs.djangoproject.com/en/5.2/ref/settings/#silenced-system-checks
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # Behind one proxy by default: the client address is the last X-Forwarded-For hop.

@@ -8,26 +8,24 @@ worker, management commands) that import these settings reach the same server.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from pathlib import Path
+
+from redisops.tests.redis_proc import free_port
 
 from .base import *  # noqa: F403
 from .base import redis_settings, state_settings
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-REDIS_TEST_PORT = int(
-    os.environ.setdefault("REDISOPS_TEST_REDIS_PORT", str(_free_port()))
-)
-REDIS_TEST_DIR = os.environ.setdefault(
-    "REDISOPS_TEST_DIR", tempfile.mkdtemp(prefix="redisops-test-")
-)
+if "REDISOPS_TEST_REDIS_PORT" not in os.environ:
+    os.environ["REDISOPS_TEST_REDIS_PORT"] = str(free_port())
+REDIS_TEST_PORT = int(os.environ["REDISOPS_TEST_REDIS_PORT"])
+# Created once, by the process that imports these settings first (pytest);
+# subprocesses inherit the variable. The conftest removes it at the end when
+# REDIS_TEST_DIR_OWNED says this process created it.
+REDIS_TEST_DIR_OWNED = "REDISOPS_TEST_DIR" not in os.environ
+if REDIS_TEST_DIR_OWNED:
+    os.environ["REDISOPS_TEST_DIR"] = tempfile.mkdtemp(prefix="redisops-test-")
+REDIS_TEST_DIR = os.environ["REDISOPS_TEST_DIR"]
 # Password of every test ACL user: "<user>-pw" (test only).
 REDIS_TEST_URLS = {
     "REDIS_BROKER_URL": f"redis://app_broker:app_broker-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
@@ -55,4 +53,7 @@ APP_STREAM_CLAIM_IDLE_MS = 300
 APP_STREAM_MAX_DELIVERIES = 3
 APP_LIMITED_ENDPOINT = {"algorithm": "gcra", "limit": 3, "period": 60}
 APP_NOTIFY_RATE = (3, 1)
+# Retries of flaky within a second or two: 0.1-0.2, 0.2-0.4, 0.4-0.8, then the
+# cap (0.5-1.0).
+APP_RETRY_BACKOFF = {"base": 0.2, "cap": 1.0}
 LOG_LEVEL = "INFO"

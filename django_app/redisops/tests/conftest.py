@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,7 +63,7 @@ class Proc:
     def __init__(self, cmd: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.popen = subprocess.Popen(
+        self.popen = subprocess.Popen(  # noqa: S603 - argv list from the tests, no shell
             cmd, cwd=APP_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
@@ -90,8 +91,22 @@ class Proc:
 
 
 @pytest.fixture(scope="session")
-def tmp_root() -> Path:
-    return Path(settings.REDIS_TEST_DIR)
+def tmp_root() -> Iterator[Path]:
+    """config.settings.test's directory; removed at the end if it made it."""
+    root = Path(settings.REDIS_TEST_DIR)
+    yield root
+    if settings.REDIS_TEST_DIR_OWNED:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _closed_limiter_breaker() -> Iterator[None]:
+    """Each test starts with the limiter's circuit breaker closed."""
+    from redisops.middleware import LIMITER_BREAKER
+
+    LIMITER_BREAKER.reset()
+    yield
+    LIMITER_BREAKER.reset()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -186,3 +201,43 @@ def celery_worker(redis_server: RedisProcess, tmp_root: Path) -> Iterator[Proc]:
         ) from None
     yield proc
     proc.stop(timeout=30)
+
+
+@pytest.fixture
+def celery_beat(celery_worker: Proc, tmp_path: Path) -> Iterator[Proc]:
+    """A real `celery beat` (its own process, as in production) with a 1 s
+    heartbeat and its schedule file in tmp; ready once its first heartbeat,
+    written by the worker, is in Redis."""
+    from redisops import tasks
+
+    client = app_redis()
+    client.delete(tasks.HEARTBEAT_KEY)
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "--app",
+            "config.celery_app",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(tmp_path / "celerybeat-schedule"),
+            "--pidfile",
+            str(tmp_path / "celerybeat.pid"),
+        ],
+        tmp_path / "celery-beat.log",
+        subprocess_env(APP_HEARTBEAT_INTERVAL="1", APP_HEARTBEAT_MAX_AGE="3"),
+    )
+    try:
+        wait_for(
+            lambda: client.exists(tasks.HEARTBEAT_KEY) or proc.popen.poll() is not None,
+            timeout=30,
+            what="celery beat's first heartbeat",
+        )
+        if proc.popen.poll() is not None:
+            pytest.fail(f"celery beat exited:\n{proc.output[-4000:]}")
+        yield proc
+    finally:
+        proc.stop()

@@ -38,6 +38,8 @@ def test_parse_sentinel_url_both_forms() -> None:
         ("http://x", "scheme"),
         ("sentinel://s1:26379/0", "master_name"),
         ("redis://h/notanumber", "number"),
+        ("redis://h/\u00b2", "number"),  # "²".isdigit() is True
+        ("unix:///tmp/r.sock?db=\u0665", "number"),  # Arabic-Indic five
     ],
 )
 def test_bad_urls_are_refused_with_a_reason(url: str, reason: str) -> None:
@@ -74,16 +76,19 @@ def sentinel(redis_server: RedisProcess, tmp_path: Path):
         "sentinel auth-user main test_admin\n"
         f"sentinel auth-pass main {password('test_admin')}\n"
     )
-    proc = subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"])
+    proc = subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"])  # noqa: S603 - our redis-server
     try:
         s = redis.Redis(port=port, decode_responses=True)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while True:
             try:
                 if s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "main"):
                     break
             except redis.ConnectionError:
-                time.sleep(0.05)
+                pass
+            if proc.poll() is not None or time.monotonic() >= deadline:
+                pytest.fail(f"redis-sentinel on port {port} did not come up")
+            time.sleep(0.05)
         yield port
     finally:
         proc.terminate()
@@ -110,3 +115,46 @@ def test_celery_broker_connects_through_sentinel(sentinel: int) -> None:
         queue.put({"ok": 1})
         assert queue.get(timeout=5).payload == {"ok": 1}
         queue.close()
+
+
+def sentinel_url(user: str, port: int) -> str:
+    return f"sentinel://{user}:{password(user)}@127.0.0.1:{port}/0?master_name=main"
+
+
+def test_django_cache_works_through_sentinel(
+    sentinel: int, admin_redis: redis.Redis, uid: str
+) -> None:
+    from django_redis.cache import RedisCache
+
+    config = connections.django_cache_config(
+        sentinel_url("app_cache", sentinel), "cache"
+    )
+    # Errors must surface here, not be ignored as misses.
+    options = {**config["OPTIONS"], "IGNORE_EXCEPTIONS": False}
+    cache = RedisCache(
+        config["LOCATION"], {"KEY_PREFIX": config["KEY_PREFIX"], "OPTIONS": options}
+    )
+    cache.set(f"s-{uid}", {"n": 1}, timeout=10)
+    assert cache.get(f"s-{uid}") == {"n": 1}
+    assert admin_redis.exists(f"cache:1:s-{uid}")  # the cache user's prefix
+    cache.delete(f"s-{uid}")
+
+
+def test_celery_result_backend_works_through_sentinel(
+    sentinel: int, admin_redis: redis.Redis, uid: str
+) -> None:
+    from celery import Celery
+
+    url, options = connections.celery_url_and_options(
+        sentinel_url("app_results", sentinel), "results:"
+    )
+    app = Celery("sentinel-test", set_as_current=False)
+    app.conf.update(result_backend=url, result_backend_transport_options=options)
+    try:
+        app.backend.store_result(f"t-{uid}", {"answer": 42}, "SUCCESS")
+        meta = app.backend.get_task_meta(f"t-{uid}")
+        assert meta["status"] == "SUCCESS"
+        assert meta["result"] == {"answer": 42}
+        assert admin_redis.exists(f"results:celery-task-meta-t-{uid}")
+    finally:
+        app.close()

@@ -11,6 +11,7 @@ import redis
 
 from redisops import ratelimit
 from redisops.connections import client_from_url
+from redisops.luascripts import lua_source, run_script
 
 ALGOS = sorted(ratelimit.ALGORITHMS)
 
@@ -102,9 +103,10 @@ def test_sliding_window_counts_simultaneous_requests_separately(
     r: redis.Redis, uid: str
 ) -> None:
     limiter = ratelimit.SlidingWindow(r, limit=100, period=60)
-    with r.pipeline(transaction=False) as pipe:
+    r.script_load(lua_source("sliding_window"))
+    with r.pipeline(transaction=False) as pipe:  # ten requests, one instant
         for _ in range(10):
-            limiter._script(keys=[limiter.key(uid)], args=limiter._args(), client=pipe)
+            run_script(pipe, "sliding_window", [limiter.key(uid)], limiter._args())
         pipe.execute()
     assert r.zcard(limiter.key(uid)) == 10
 

@@ -50,7 +50,10 @@ def test_redis60_rules_have_no_channel_rules() -> None:
 def test_default_user_cannot_authenticate(redis_server: RedisProcess) -> None:
     no_retry = Retry(NoBackoff(), 0)
     client = redis.Redis(
-        port=redis_server.port, username="default", password="x", retry=no_retry
+        port=redis_server.port,
+        username="default",
+        password="x",  # noqa: S106 - a wrong password on purpose
+        retry=no_retry,
     )
     with pytest.raises(redis.AuthenticationError, match="invalid username-password"):
         client.ping()

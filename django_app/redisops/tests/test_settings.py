@@ -27,7 +27,7 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
         k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "DJANGO"))
     }
     clean["DJANGO_STATE_DIR"] = "/nonexistent-state"
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - manage.py with fixed args, no shell
         [sys.executable, "manage.py", *args],
         cwd=APP_DIR,
         env={**clean, **env},
@@ -81,4 +81,50 @@ def test_local_settings_need_nothing_from_the_environment() -> None:
     result = run_manage(
         "check", env={"DJANGO_SETTINGS_MODULE": "config.settings.local"}
     )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("APP_LIMITED_ALGORITHM", "leaky", "APP_LIMITED_ALGORITHM must be one of"),
+        ("APP_LIMITED_LIMIT", "0", "APP_LIMITED_LIMIT must be >= 1"),
+        ("APP_LIMITED_PERIOD", "0", "APP_LIMITED_PERIOD must be >= 1"),
+    ],
+)
+def test_bad_rate_limit_setting_fails_at_start(
+    variable: str, value: str, message: str
+) -> None:
+    """Not a 500 on the first request to /api/limited: the process won't start."""
+    result = run_manage("check", env={**PRODUCTION_ENV, variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_rate_limit_setting_accepts_every_algorithm() -> None:
+    from config.settings.base import rate_limit_setting
+    from redisops.ratelimit import ALGORITHMS
+
+    for name in ALGORITHMS:
+        assert rate_limit_setting("X", name, 1, 1)["algorithm"] == name
+
+
+def test_production_hsts_defaults_are_not_binding() -> None:
+    """includeSubDomains and preload are opt-in; check --deploy stays clean
+    (test_production_check_deploy_is_clean) with or without them."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, "
+        "s.SECURE_HSTS_PRELOAD, s.DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS)"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    values = result.stdout.strip().splitlines()[-1].split()
+    assert values == ["60", "False", "False", "True"], result.stdout + result.stderr
+    opted_in = {
+        **PRODUCTION_ENV,
+        "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+        "DJANGO_SECURE_HSTS_PRELOAD": "true",
+        "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+    }
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=opted_in)
     assert result.returncode == 0, result.stderr

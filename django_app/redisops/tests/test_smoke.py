@@ -13,7 +13,7 @@ from redisops.tests.conftest import APP_DIR, manage, subprocess_env, wait_for
 
 
 def smoke(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - manage.py smoke, no shell
         [sys.executable, "manage.py", "smoke", "--timeout", "15", *args],
         cwd=APP_DIR,
         env=subprocess_env(),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+from collections import Counter
 
 import pytest
 import redis
+from django.core.management import CommandError, call_command
 
 from redisops import streams
 from redisops.streams import StreamConsumer
@@ -42,6 +45,21 @@ def effects(r: redis.Redis, stream: str) -> dict[str, int]:
 @pytest.fixture
 def stream(uid: str) -> str:
     return f"app:stream:test-{uid}"
+
+
+@pytest.fixture
+def claim_calls(r: redis.Redis, monkeypatch) -> Counter:
+    """Counts the claim commands the client sends (XAUTOCLAIM, XCLAIM)."""
+    calls: Counter = Counter()
+    for name in ("xautoclaim", "xclaim"):
+        original = getattr(r, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(r, name, spy)
+    return calls
 
 
 def test_group_from_id_0_sees_entries_written_before_it(
@@ -136,14 +154,14 @@ def test_entry_claimed_from_a_slow_consumer_has_its_effect_once(
     "autoclaim", [True, False], ids=["XAUTOCLAIM", "XPENDING+XCLAIM"]
 )
 def test_poison_entry_ends_in_the_dead_letter_stream(
-    r: redis.Redis, stream: str, autoclaim: bool
+    r: redis.Redis, stream: str, autoclaim: bool, claim_calls: Counter
 ) -> None:
+    """Both claim paths, each proven to be the one that ran (Redis 7.0 has
+    both commands; autoclaim=False is the Redis 6.0 path)."""
     good = streams.produce(r, stream, {"n": "1"}, 1000)
     poison = streams.produce(r, stream, {"poison": "yes"}, 1000)
-    c = consumer(r, stream, "A", max_deliveries=3)
-    c._has_autoclaim = autoclaim
+    c = consumer(r, stream, "A", max_deliveries=3, autoclaim=autoclaim)
     thread = run_in_thread(c)
-    c._has_autoclaim = autoclaim  # run() sets it from the server version
     wait_for(lambda: r.xlen(streams.dlq_name(stream)) == 1, timeout=15, what="DLQ")
     c.stop()
     thread.join(5)
@@ -154,6 +172,94 @@ def test_poison_entry_ends_in_the_dead_letter_stream(
     assert effects(r, stream) == {good: 1}
     assert r.xpending(stream, "workers")["pending"] == 0
     assert int(r.hget(streams.progress_key(stream), "dead_lettered")) == 1
+    used, unused = ("xautoclaim", "xclaim") if autoclaim else ("xclaim", "xautoclaim")
+    assert claim_calls[used] >= 2  # the poison entry was claimed twice
+    assert claim_calls[unused] == 0
+
+
+def test_claim_method_is_detected_once_unless_given(
+    r: redis.Redis, stream: str
+) -> None:
+    c = consumer(r, stream, "A")
+    assert c.uses_autoclaim is True  # the test server is Redis >= 6.2
+    forced = consumer(r, stream, "B", autoclaim=False)
+    forced.ensure_group()
+    forced.read_new()
+    forced.claim_stale()
+    assert forced.uses_autoclaim is False  # never overwritten by detection
+
+
+@pytest.mark.parametrize("autoclaim", [True, False], ids=["XAUTOCLAIM", "XCLAIM"])
+def test_fresh_pending_entries_do_not_hide_stale_ones(
+    r: redis.Redis, stream: str, autoclaim: bool, claim_calls: Counter
+) -> None:
+    """The pending list starts with entries just delivered to a busy consumer;
+    the stale ones behind them are still claimed (the cursor pages on)."""
+    import time
+
+    ids = [streams.produce(r, stream, {"n": str(i)}, 1000) for i in range(4)]
+    r.xgroup_create(stream, "workers", id="0")
+    r.xreadgroup("workers", "dead", {stream: ">"}, count=4)
+    time.sleep(0.6)  # all four idle > claim_idle_ms
+    r.xclaim(stream, "workers", "busy", 0, ids[:2])  # the first two: fresh again
+    b = consumer(r, stream, "B", batch=2, claim_idle_ms=500, autoclaim=autoclaim)
+    claimed = sum(b.claim_stale() for _ in range(3))
+    assert claimed == 2
+    assert set(effects(r, stream)) == set(ids[2:])
+    assert {
+        p["consumer"] for p in r.xpending_range(stream, "workers", "-", "+", 10)
+    } == {"busy"}
+    assert claim_calls["xclaim" if not autoclaim else "xautoclaim"] >= 2
+    if autoclaim:
+        assert claim_calls["xclaim"] == 1  # only the test's own XCLAIM above
+    else:
+        assert claim_calls["xautoclaim"] == 0
+
+
+@pytest.mark.parametrize("path", ["own-pending", "XAUTOCLAIM", "XCLAIM"])
+def test_entries_trimmed_while_pending_are_counted_and_logged(
+    r: redis.Redis, stream: str, path: str, caplog
+) -> None:
+    import time
+
+    for i in range(3):
+        streams.produce(r, stream, {"n": str(i)}, 1000)
+    r.xgroup_create(stream, "workers", id="0")
+    owner = "A" if path == "own-pending" else "dead"
+    r.xreadgroup("workers", owner, {stream: ">"}, count=3)
+    r.xtrim(stream, maxlen=0, approximate=False)  # MAXLEN drops the backlog
+    time.sleep(0.25)
+    c = consumer(r, stream, "A", autoclaim=path != "XCLAIM")
+    with caplog.at_level(logging.WARNING, logger="redisops.streams"):
+        if path == "own-pending":
+            c.process_own_pending()
+        else:
+            c.claim_stale()
+    assert c.stats.trimmed_unprocessed == 3
+    assert int(r.hget(streams.progress_key(stream), "trimmed_unprocessed")) == 3
+    assert "trimmed while pending" in caplog.text
+    assert r.xpending(stream, "workers")["pending"] == 0
+    assert streams.progress(r, stream, "workers")["trimmed_unprocessed"] == 3
+
+
+def test_non_ascii_digits_in_work_ms_do_not_crash_the_handler(
+    r: redis.Redis, stream: str
+) -> None:
+    entry = streams.produce(r, stream, {"work_ms": "\u00b2"}, 1000)  # "²".isdigit()
+    c = consumer(r, stream, "A")
+    c.ensure_group()
+    c.read_new()
+    assert effects(r, stream) == {entry: 1}
+    assert c.stats.failed == 0
+
+
+def test_block_ms_must_stay_below_the_socket_timeout(
+    r: redis.Redis, stream: str
+) -> None:
+    with pytest.raises(ValueError, match="socket timeout"):
+        consumer(r, stream, "A", block_ms=5000)  # app client: 5 s socket timeout
+    with pytest.raises(CommandError, match="socket timeout"):
+        call_command("stream_consumer", "--stream", stream, "--block-ms", "6000")
 
 
 def test_sigterm_stops_cleanly_without_losing_entries(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from importlib import metadata
 
 import pytest
@@ -11,6 +13,7 @@ from django.test import Client
 
 from redisops import tasks
 from redisops.clients import app_redis
+from redisops.tests.conftest import wait_for
 
 JSON = "application/json"
 
@@ -65,12 +68,49 @@ def test_enqueue_and_read_result(client: Client) -> None:
 
 @pytest.mark.usefixtures("celery_worker")
 def test_failed_task_result_shows_the_error_not_a_traceback(client: Client) -> None:
-    response = post(
-        client, "/api/tasks", {"task": "flaky", "args": {"key": "v", "failures": 0}}
+    # The API refuses failures < 0, so enqueue directly: flaky raises ValueError.
+    result = tasks.flaky.delay(uuid.uuid4().hex, -1)
+    with pytest.raises(ValueError, match="failures must be"):
+        result.get(timeout=10)
+    response = client.get(f"/api/tasks/{result.id}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["state"] == "FAILURE"
+    assert body["ready"] is True
+    assert body["error"].startswith("ValueError: failures must be")
+    assert "result" not in body
+    assert "Traceback" not in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("celery_beat")
+def test_real_beat_keeps_readyz_ready(client: Client) -> None:
+    """celery beat (1 s heartbeat) -> worker -> heartbeat key -> /readyz 200."""
+    r = app_redis()
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    first = r.get(tasks.HEARTBEAT_KEY)
+    wait_for(
+        lambda: r.get(tasks.HEARTBEAT_KEY) != first,
+        timeout=10,
+        what="beat's next heartbeat",
     )
-    task_id = response.json()["task_id"]
-    tasks.flaky.AsyncResult(task_id).get(timeout=10)
-    assert client.get(f"/api/tasks/{task_id}").json()["state"] == "SUCCESS"
+
+
+@pytest.mark.django_db
+def test_readyz_answers_only_ok_flags_and_logs_the_reason(
+    client: Client, settings, caplog
+) -> None:
+    secret_url = "redis://app_cache:s3cret-pw@127.0.0.1:1/0"  # noqa: S105 - a fake password
+    settings.REDIS_URLS = {**settings.REDIS_URLS, "REDIS_CACHE_URL": secret_url}
+    with caplog.at_level(logging.WARNING, logger="redisops.views"):
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["redis_cache"] == {"ok": False}
+    assert all(set(c) == {"ok"} for c in checks.values())
+    assert "127.0.0.1:1" not in response.content.decode()
+    assert "readyz: redis_cache failed" in caplog.text
 
 
 def test_stream_produce_and_progress(client: Client) -> None:
@@ -96,6 +136,33 @@ def test_rate_limited_endpoint_answers_429_with_headers(client: Client) -> None:
 
 
 @pytest.mark.parametrize(("mode", "status"), [("open", 200), ("closed", 503)])
+def test_limiter_circuit_breaker_skips_a_dead_redis_for_a_while(
+    client: Client, settings, monkeypatch, mode: str, status: int
+) -> None:
+    """After one connection error, requests don't wait for Redis again until
+    RATELIMIT_BREAKER_SECONDS passed; then Redis is tried again."""
+    import redisops.middleware as middleware
+    from redisops.connections import client_from_url
+
+    dead = client_from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    contacted: list[int] = []
+
+    def app_redis_spy():
+        contacted.append(1)
+        return dead
+
+    monkeypatch.setattr(middleware, "app_redis", app_redis_spy)
+    settings.RATELIMIT_FAILURE_MODE = mode
+    settings.RATELIMIT_BREAKER_SECONDS = 0.3
+    answers = [client.get("/api/limited").status_code for _ in range(5)]
+    assert answers == [status] * 5
+    assert len(contacted) == 1  # only the first request tried Redis
+    time.sleep(0.35)
+    assert client.get("/api/limited").status_code == status
+    assert len(contacted) == 2  # breaker half-open: Redis tried again
+
+
+@pytest.mark.parametrize(("mode", "status"), [("open", 200), ("closed", 503)])
 def test_limiter_failure_mode_when_redis_is_down(
     client: Client, settings, caplog, monkeypatch, mode: str, status: int
 ) -> None:
@@ -114,6 +181,8 @@ def test_limiter_failure_mode_when_redis_is_down(
 BAD_INPUT = [
     ("/api/tasks", "{not json", JSON, "malformed JSON"),
     ("/api/tasks", "[1, 2]", JSON, "must be an object"),
+    ("/api/tasks", "[" * 50_000, JSON, "nested too deeply"),
+    ("/api/tasks", '{"a":' * 10_000 + "1" + "}" * 10_000, JSON, "nested too deeply"),
     ("/api/tasks", {"task": "add"}, "text/plain", "Content-Type"),
     ("/api/tasks", {}, JSON, "missing field 'task'"),
     ("/api/tasks", {"task": 5}, JSON, "must be str"),
@@ -141,6 +210,8 @@ BAD_INPUT = [
         "countdown",
     ),
     ("/api/publish", {"topic": "a b", "message": "x"}, JSON, "topic"),
+    ("/api/publish", {"topic": "news\n", "message": "x"}, JSON, "topic"),
+    ("/api/publish", {"topic": "x" * 65, "message": "x"}, JSON, "topic"),
     ("/api/publish", {"topic": "t"}, JSON, "message"),
     ("/api/publish", {"topic": "t", "message": 7}, JSON, "message"),
     ("/api/stream", {"fields": {}}, JSON, "fields"),
@@ -166,6 +237,24 @@ def test_oversized_body_answers_400(client: Client, settings) -> None:
     response = post(client, "/api/publish", body)
     assert response.status_code == 400
     assert "larger than" in response.json()["error"]
+
+
+def test_pubsub_status_over_http(client: Client) -> None:
+    response = client.get("/api/pubsub?count=5")
+    assert response.status_code == 200
+    body = response.json()
+    assert isinstance(body["listeners"], list)
+    assert isinstance(body["received"], list)
+    assert len(body["received"]) <= 5
+
+
+@pytest.mark.parametrize(
+    "count", ["\u00b2", "abc", "", "0", "1001", "-1", "1.5", "\u0665"]
+)
+def test_pubsub_bad_count_answers_400(client: Client, count: str) -> None:
+    response = client.get("/api/pubsub", {"count": count})
+    assert response.status_code == 400, response.content
+    assert "count must be" in response.json()["error"]
 
 
 def test_bad_task_id_answers_400(client: Client) -> None:

@@ -1,4 +1,10 @@
-"""Run one consumer of the app's stream consumer group until SIGTERM/SIGINT."""
+"""Run one consumer of the app's stream consumer group until SIGTERM/SIGINT.
+
+A lost Redis connection ends the command with an error (exit 1); the service
+manager restarts it (the systemd unit's Restart=). Nothing is lost meanwhile:
+the group's position and pending entries live in Redis, and the restarted
+consumer first re-reads its own pending entries.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import socket
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from redisops.clients import app_redis
 from redisops.streams import StreamConsumer
@@ -37,20 +43,29 @@ class Command(BaseCommand):
         parser.add_argument(
             "--claim-idle-ms", type=int, default=settings.APP_STREAM_CLAIM_IDLE_MS
         )
-        parser.add_argument("--block-ms", type=int, default=2000)
+        parser.add_argument(
+            "--block-ms",
+            type=int,
+            default=2000,
+            help="XREADGROUP BLOCK (ms); must stay below the client's socket "
+            "timeout (5 s)",
+        )
         parser.add_argument("--batch", type=int, default=10)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        consumer = StreamConsumer(
-            app_redis(),
-            opts["stream"],
-            opts["group"],
-            opts["consumer"],
-            max_deliveries=opts["max_deliveries"],
-            claim_idle_ms=opts["claim_idle_ms"],
-            block_ms=opts["block_ms"],
-            batch=opts["batch"],
-        )
+        try:
+            consumer = StreamConsumer(
+                app_redis(),
+                opts["stream"],
+                opts["group"],
+                opts["consumer"],
+                max_deliveries=opts["max_deliveries"],
+                claim_idle_ms=opts["claim_idle_ms"],
+                block_ms=opts["block_ms"],
+                batch=opts["batch"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
 
         def stop(signum: int, _frame: object) -> None:
             log.info("signal %d: finishing the current entry, then stopping", signum)
