@@ -8,10 +8,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Test hosts: localhost/<image>-systemd built by scripts/build-images.sh.
 IMAGE ?= debian12
 MATRIX ?= debian11 debian12 debian13
-SCENARIOS ?= default tls
+SCENARIOS ?= default tls app
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix demo demo-down \
-        bench-redis bench-app wheelhouse clean
+        bench-redis bench-app wheelhouse test-app-stack smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -27,15 +27,14 @@ $(VENV)/.stamp: requirements-dev.txt
 venv: $(VENV)/.stamp ## Make the pinned tool venv (ansible, molecule, linters)
 
 images: deps ## Build the local systemd host images (cached)
-	@scripts/build-images.sh $(IMAGE)
+	@scripts/build-images.sh $(IMAGE) debian13
 
 lint: venv ## yamllint, ansible-lint (production profile), argument_specs vs defaults
 	yamllint --strict .
 	ansible-lint --profile production
 	python3 scripts/check-argument-specs.py
 
-test-redis: deps venv images ## Molecule scenarios for the Redis role
-	podman ps -aq --filter label=owner=molecule | xargs -r podman rm -f >/dev/null
+test-redis: deps venv images wheelhouse ## Molecule scenarios (Redis role, and the full app stack)
 	for s in $(SCENARIOS); do molecule test -s $$s; done
 
 test-app: deps ## django_app: ruff + pytest against a real redis-server and Celery worker
@@ -50,10 +49,18 @@ test-matrix: deps venv ## The default scenario on Debian 11, 12 and 13 (Redis 6.
 	  REDISOPS_IMAGE=localhost/$$img-systemd:latest molecule test -s default; \
 	done
 
-demo: deps venv images ## Local systemd hosts + playbooks/site.yml, then print how to reach them
+demo: deps venv images wheelhouse ## Local systemd hosts + playbooks/site.yml + smoke, then print how to reach them
 	ansible-playbook playbooks/local/hosts-up.yml -e local_image=localhost/$(IMAGE)-systemd:latest
 	ansible-playbook playbooks/site.yml
+	ansible-playbook playbooks/smoke.yml
 	ansible-playbook playbooks/local/summary.yml
+	ansible-playbook playbooks/local/app-summary.yml
+
+smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless INVENTORY=...)
+	ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/smoke.yml
+
+test-app-stack: deps venv images wheelhouse ## The full-stack Molecule scenario (redis, web + beat, worker)
+	molecule test -s app
 
 demo-down: venv ## Remove the demo's local hosts and network
 	ansible-playbook playbooks/local/hosts-down.yml

@@ -1,0 +1,92 @@
+"""Helpers for the full-stack app scenario: HTTP and Redis from the test hosts.
+
+The scenario's molecule.yml is the one source of hosts, groups and passwords.
+Hosts have no curl: requests go through the host's python3 (urllib).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import testinfra
+import yaml
+
+SCENARIO_DIR = Path(__file__).resolve().parents[1]
+REPO = SCENARIO_DIR.parents[1]
+SCENARIO: dict[str, Any] = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text())
+GROUP_VARS: dict[str, Any] = SCENARIO["provisioner"]["inventory"]["group_vars"]
+PASSWORDS: dict[str, str] = GROUP_VARS["all"]["redisops_redis_passwords"]
+APP_ENV: dict[str, str] = GROUP_VARS["app"]["django_app_env"]
+ACL_USERS = yaml.safe_load((REPO / "django_app" / "acl_users.yml").read_text())["users"]
+
+# Production settings redirect plain HTTP to HTTPS except for the probes; the
+# proxy that ends TLS says so with this header (the app trusts one proxy).
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+_HTTP = r"""
+import json, sys, urllib.request, urllib.error
+req = json.loads(sys.argv[1])
+data = None if req["body"] is None else json.dumps(req["body"]).encode()
+r = urllib.request.Request(req["url"], data=data, method=req["method"], headers=req["headers"])
+if data is not None:
+    r.add_header("Content-Type", "application/json")
+try:
+    resp = urllib.request.urlopen(r, timeout=req["timeout"])
+except urllib.error.HTTPError as e:
+    resp = e
+body = resp.read().decode()
+print(json.dumps({"status": resp.status, "headers": dict(resp.headers), "body": body}))
+"""
+
+
+def hosts_in_group(group: str) -> list[str]:
+    return [p["name"] for p in SCENARIO["platforms"] if group in p.get("groups", [])]
+
+
+def get_host(name: str):
+    return testinfra.get_host(f"podman://{name}")
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30, interval: float = 0.3) -> Any:
+    """Poll until check() returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as exc:  # a probe may assert while things start
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def http(host, method: str, url: str, body: Any = None, headers: dict | None = None,
+         timeout: float = 10) -> dict[str, Any]:
+    """One HTTP request made on `host`; returns status, headers and body (JSON if it is)."""
+    req = {"method": method, "url": url, "body": body, "headers": headers or {}, "timeout": timeout}
+    r = host.run(f"python3 -c {shlex.quote(_HTTP)} {shlex.quote(json.dumps(req))}")
+    assert r.rc == 0, r.stderr
+    out = json.loads(r.stdout)
+    try:
+        out["json"] = json.loads(out["body"])
+    except ValueError:
+        out["json"] = None
+    return out
+
+
+def redis_admin(redis_host, *args: str) -> str:
+    """redis-cli as the admin user on the Redis host (the role's redis-admin)."""
+    r = redis_host.run("redis-admin " + " ".join(shlex.quote(a) for a in args))
+    assert r.rc == 0, r.stderr
+    return r.stdout.strip()
+
+
+def journal(host, unit: str, since: str = "-10min") -> str:
+    return host.check_output(f"journalctl --no-pager -o cat -u {shlex.quote(unit)} --since={since}")
