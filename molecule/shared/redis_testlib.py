@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
 import testinfra
 import yaml
 
@@ -107,3 +108,32 @@ def run_playbook(playbook: Path, extra_vars: dict[str, Any] | None = None, **kw:
 
 def get_host(name: str):
     return testinfra.get_host(f"podman://{name}")
+
+
+def host_fixtures(scenario: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """The session fixtures every Redis scenario has, for its conftest:
+
+    server, client, server_ip, remote = host_fixtures(SCENARIO)
+    """
+    port = scenario["provisioner"]["inventory"]["group_vars"]["redis_servers"].get(
+        "redis_server_port", 6379
+    )
+
+    @pytest.fixture(scope="session")
+    def server():
+        return get_host(hosts_in_group(scenario, "redis_servers")[0])
+
+    @pytest.fixture(scope="session")
+    def client():
+        return get_host(hosts_in_group(scenario, "redis_clients")[0])
+
+    @pytest.fixture(scope="session")
+    def server_ip(server) -> str:
+        return host_address(server)
+
+    @pytest.fixture(scope="session")
+    def remote(client, server_ip) -> RedisCli:
+        """redis-cli on the client host, aimed at the server over the network."""
+        return RedisCli(client, server_ip, port)
+
+    return server, client, server_ip, remote
