@@ -8,9 +8,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Test hosts: localhost/<image>-systemd built by scripts/build-images.sh.
 IMAGE ?= debian12
 MATRIX ?= debian11 debian12 debian13
-SCENARIOS ?= default tls app
+SCENARIOS ?= default tls app drill
 
-.PHONY: help deps venv images lint test test-redis test-app test-matrix demo demo-down \
+.PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
         bench-redis bench-app wheelhouse test-app-stack smoke clean
 
 help: ## List the targets
@@ -41,6 +41,9 @@ test-app: deps ## django_app: ruff + pytest against a real redis-server and Cele
 	django_app/scripts/test.sh
 
 test: lint test-app test-redis ## Everything CI runs: lint + app tests + every Molecule scenario
+
+drill: deps venv images ## Runbook drills: inject a fault, run the ops playbook, check recovery
+	molecule test -s drill
 
 test-matrix: deps venv ## The default scenario on Debian 11, 12 and 13 (Redis 6.0, 7.0, 8.x)
 	scripts/build-images.sh $(MATRIX)
