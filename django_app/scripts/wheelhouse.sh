@@ -6,6 +6,8 @@
 #   default: build/wheelhouse 3.10 3.11 3.12 3.13 (Ubuntu 22.04, Debian 12,
 #   Ubuntu 24.04, Debian 13)
 # APP_VERSION=0.1.1 builds the wheel with another version (rollback tests).
+# WHEELHOUSE_APP_ONLY=1 builds only the app wheel (the dependencies are already
+#   in OUTDIR from a full run): how tests add a second version in seconds.
 # APP_EXTRAS=postgres adds the extra's dependencies (install with
 #   pip install --no-index --find-links OUTDIR "redisops-app[postgres]").
 set -euo pipefail
@@ -38,6 +40,7 @@ version=$(<"$src/VERSION")
 echo "wheelhouse: building redisops-app $version into $OUT" >&2
 "${PIP[@]}" wheel --quiet --no-deps --wheel-dir "$OUT" "$src"
 rm -rf "$APP_DIR/build" "$src/build" "$APP_DIR"/*.egg-info 2>/dev/null || true
+[[ -z ${WHEELHOUSE_APP_ONLY:-} ]] || exit 0
 
 # pip evaluates environment markers with the Python running it, not the
 # target's: redis needs async-timeout on Python < 3.11.3 (Ubuntu 22.04's 3.10,
