@@ -4,6 +4,7 @@ redis-server on loopback that this script starts (with the app's ACL users,
 as in production) and stops. Every loop is bounded in time and count.
 
     python bench/bench.py [--duration 1.5] [--clients 1,16] [--quick]
+                          [--limiters-only]
 """
 
 from __future__ import annotations
@@ -120,9 +121,22 @@ def ping_django_redis(_limit: int, _period: int) -> Hit:
     return lambda _key: client.ping()
 
 
+def lua_floor(limit: int, period: int) -> Hit:
+    """An EVALSHA shaped like ours (one key, two arguments) of a script that
+    only returns 0: what any Lua script costs before its first redis.call."""
+    client = client_from_url(settings.REDIS_APP_URL)
+    sha = client.script_load("return 0")
+    args = (str(limit), str(period * 1000))
+    return lambda key: client.execute_command(
+        "EVALSHA", sha, 1, ratelimit.KEY_PREFIX + key, *args
+    )
+
+
 PING = "PING, app client"
+FLOOR = "Lua floor: EVALSHA 'return 0'"
 CANDIDATES: dict[str, Callable[[int, int], Hit]] = {
     PING: ping_app,
+    FLOOR: lua_floor,
     "ours fixed window": ours("fixed"),
     "ours sliding window (log)": ours("sliding"),
     "ours token bucket (GCRA)": ours("gcra"),
@@ -133,14 +147,22 @@ CANDIDATES: dict[str, Callable[[int, int], Hit]] = {
     "PING, limits' client": ping_limits,
     "PING, django-redis client": ping_django_redis,
 }
-LIMITERS = [n for n in CANDIDATES if not n.startswith("PING")]
+LIMITERS = [n for n in CANDIDATES if n != FLOOR and not n.startswith("PING")]
 OURS = [n for n in LIMITERS if n.startswith("ours")]
-# Like for like: the library algorithm each of ours is held against (limits has
-# no token bucket; GCRA is held against its cheapest, the fixed window).
-SAME_ALGORITHM = {
-    "ours fixed window": "limits FixedWindow",
-    "ours sliding window (log)": "limits MovingWindow",
-    "ours token bucket (GCRA)": "limits FixedWindow",
+LIBRARIES = [n for n in LIMITERS if n not in OURS]
+BEST_LIBRARY = "best library (any strategy)"
+# Like for like: each of ours against the library strategies closest to it.
+# limits has no token bucket: GCRA is held against the best library number of
+# the same round, whatever its algorithm. SlidingWindowCounter approximates a
+# sliding window with two fixed-window counters (cheaper, not exact).
+COMPARE = {
+    "ours fixed window": ["limits FixedWindow", "django-ratelimit"],
+    "ours sliding window (log)": [
+        "limits MovingWindow",
+        "limits SlidingWindowCounter",
+        "django-ratelimit",
+    ],
+    "ours token bucket (GCRA)": [BEST_LIBRARY, "django-ratelimit"],
 }
 
 
@@ -227,27 +249,51 @@ class Clients:
             p.join(10)
 
 
-def _fmt_ratio(x: float) -> str:
-    return f"{x:.2f}"
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _paired(norm: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of norm(a) / norm(b); norm = rate / the PING rate
+    measured just before and after it, so load that drifts between slots
+    cancels out. norm(PING) is 1."""
+    if b == BEST_LIBRARY:
+        best = [max(r) for r in zip(*(norm[k] for k in LIBRARIES), strict=True)]
+        return statistics.median(x / y for x, y in zip(norm[a], best, strict=True))
+    return statistics.median(x / y for x, y in zip(norm[a], norm[b], strict=True))
 
 
 def bench_limiters(client_counts: list[int], duration: float, rounds: int) -> dict:
     names = list(CANDIDATES)
+    others = [k for k in names if k != PING]
     print(
         f"\n== Rate limit decisions per second (one Redis, loopback): median of "
-        f"{rounds} rounds of {duration:g} s; candidates interleaved, order rotated "
-        f"each round"
+        f"{rounds} rounds of {duration:g} s per candidate; in each round every "
+        f"candidate runs between two PING runs (order rotated each round)"
     )
     print(CLIENTS_MEAN.format(cpus=os.cpu_count()))
     rates: dict[int, dict[str, list[float]]] = {}
+    norm: dict[int, dict[str, list[float]]] = {}
+    loads: dict[int, str] = {}
     for n in client_counts:
         clients = Clients(n)
         try:
             rates[n] = {name: [] for name in names}
+            norm[n] = {name: [] for name in names}
+            before = _load()
             for r in range(rounds):
-                order = names[r % len(names) :] + names[: r % len(names)]
+                order = others[r % len(others) :] + others[: r % len(others)]
+                ping = clients.rate(PING, duration)
+                rates[n][PING].append(ping)
+                norm[n][PING].append(1.0)
                 for name in order:
-                    rates[n][name].append(clients.rate(name, duration))
+                    rate = clients.rate(name, duration)
+                    ping_after = clients.rate(PING, duration)
+                    rates[n][name].append(rate)
+                    rates[n][PING].append(ping_after)
+                    norm[n][name].append(rate / ((ping + ping_after) / 2))
+                    ping = ping_after
+            loads[n] = f"{before} -> {_load()}"
         finally:
             clients.close()
     races = Clients(16)
@@ -257,76 +303,117 @@ def bench_limiters(client_counts: list[int], duration: float, rounds: int) -> di
         races.close()
 
     med = {n: {k: statistics.median(v) for k, v in rates[n].items()} for n in rates}
-    # Ratio to PING per round (measured seconds apart), then the median.
-    vs_ping = {
-        n: {
-            k: statistics.median(a / p for a, p in zip(v, rates[n][PING], strict=True))
-            for k, v in rates[n].items()
-        }
+    vs_ping = {n: {k: _paired(norm[n], k, PING) for k in names} for n in norm}
+    spread = {
+        n: {k: (max(v) - min(v)) / med[n][k] for k, v in rates[n].items()}
         for n in rates
     }
-    head = "".join(f"{f'{n} client(s)':>14}{'xPING':>7}" for n in client_counts)
-    print(f"\n{'candidate':<30}{head}{'spread':>9}{'over-admitted':>15}")
+    head = "".join(
+        f"{f'{n} client(s)':>14}{'xPING':>7}{'spread':>7}" for n in client_counts
+    )
+    print(f"\n{'candidate':<30}{head}{'over-admitted':>15}")
     for name in names:
         cells = "".join(
-            f"{med[n][name]:>14,.0f}{_fmt_ratio(vs_ping[n][name]):>7}"
-            for n in client_counts
-        )
-        spread = max(
-            (max(rates[n][name]) - min(rates[n][name])) / med[n][name]
+            f"{med[n][name]:>14,.0f}{vs_ping[n][name]:>7.2f}{spread[n][name]:>7.0%}"
             for n in client_counts
         )
         adm = str(over[name]) if name in over else "-"
-        print(f"{name:<30}{cells}{spread:>8.0%}{adm:>15}", flush=True)
+        print(f"{name:<30}{cells}{adm:>15}", flush=True)
     print(
-        "xPING: median over rounds of (rate / PING app-client rate of the same "
-        "round); spread: (max-min)/median over rounds, worst column;\n"
+        "xPING: median over rounds of (rate / mean of the PING app-client rates "
+        "measured just before and after it); spread: (max-min)/median of the "
+        "rates over rounds;\n"
         "over-admitted: 16 processes race for 300 slots of one key with 640 "
-        "attempts (more than 300 admitted = over-admission)."
+        "attempts (more than 300 admitted = over-admission).\n"
+        "load average (1/5/15 min) before -> after: "
+        + "; ".join(f"{n} client(s) {loads[n]}" for n in client_counts)
     )
-    return {"med": med, "vs_ping": vs_ping, "over": over, "rates": rates}
+
+    vs = {
+        n: {o: {c: _paired(norm[n], o, c) for c in COMPARE[o]} for o in OURS}
+        for n in norm
+    }
+    head = "".join(f"{f'{n} client(s)':>14}" for n in client_counts)
+    print(
+        "\n== Like for like: ours / the closest library strategy, median over "
+        "rounds of same-round ratios (> 1.00 = ours faster)\n"
+        f"{'ours':<28}{'vs':<30}{head}"
+    )
+    for o in OURS:
+        for c in ["PING, app client", *COMPARE[o]]:
+            cells = "".join(
+                f"{(vs_ping[n][o] if c == PING else vs[n][o][c]):>14.2f}"
+                for n in client_counts
+            )
+            print(f"{o.removeprefix('ours '):<28}{c:<30}{cells}")
+    print(
+        f"{BEST_LIBRARY}: per round, the fastest of {', '.join(LIBRARIES)}; "
+        "limits SlidingWindowCounter is an approximation (two counters)."
+    )
+    return {"vs_ping": vs_ping, "vs": vs, "over": over}
 
 
 def cost_breakdown(rounds: int, calls: int = 3000) -> None:
     """Where one decision's time goes, 1 client, in this process: round trip
-    measured here, server time from INFO commandstats (usec_per_call of the one
-    command sent: EVALSHA, which includes the script's redis.call()s, or PING),
-    and the rest (client Python, syscalls, loopback, scheduling)."""
+    (wall) and client CPU measured here; server CPU from INFO cpu (all of the
+    server's work: event loop, socket reads and writes, command); in it, the
+    command from INFO commandstats (usec_per_call of EVALSHA, which includes
+    the script's redis.call()s, or PING)."""
     admin = redis.Redis.from_url(bench_server.url())
-    names = [PING, *OURS]
-    rtt: dict[str, list[float]] = {n: [] for n in names}
-    srv: dict[str, list[float]] = {n: [] for n in names}
-    hits = {n: CANDIDATES[n](BIG, PERIOD) for n in names}
+    steady = "ours sliding, 1 s window"
+    hits = {n: CANDIDATES[n](BIG, PERIOD) for n in (PING, FLOOR, *OURS)}
+    # The sliding window's steady state: old members leave on every hit
+    # (TIME, ZREMRANGEBYSCORE, ZCARD, ZADD, PTTL; PEXPIRE about once a window).
+    hits[steady] = ours("sliding")(BIG, 1)
+    names = list(hits)
+    cols = ("wall", "client CPU", "server CPU", "command")
+    got: dict[str, list[tuple[float, ...]]] = {n: [] for n in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             hit, key = hits[name], f"cost-{uuid.uuid4().hex[:8]}"
             hit(key)
             admin.config_resetstat()
-            start = time.perf_counter()
+            cpu0 = admin.info("cpu")
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(calls):
                 hit(key)
-            rtt[name].append((time.perf_counter() - start) / calls * 1e6)
-            stats = admin.info("commandstats")
-            cmd = "cmdstat_ping" if name == PING else "cmdstat_evalsha"
-            srv[name].append(stats[cmd]["usec_per_call"])
-    base_rtt = statistics.median(rtt[PING])
-    base_srv = statistics.median(srv[PING])
+            wall = (time.perf_counter() - start) / calls * 1e6
+            client_cpu = (time.process_time() - cpu_start) / calls * 1e6
+            cpu1, stats = admin.info("cpu"), admin.info("commandstats")
+            server_cpu = sum(
+                cpu1[k] - cpu0[k] for k in ("used_cpu_sys", "used_cpu_user")
+            )
+            cmd = stats["cmdstat_ping" if name == PING else "cmdstat_evalsha"]
+            got[name].append(
+                (wall, client_cpu, server_cpu / calls * 1e6, cmd["usec_per_call"])
+            )
+    med = {
+        n: [statistics.median(x[i] for x in got[n]) for i in range(4)] for n in names
+    }
     print(
         f"\n== One decision, 1 client, in-process: median of {rounds} rounds x "
-        f"{calls} calls (us per call)\n"
-        f"{'candidate':<30}{'round trip':>11}{'server':>8}{'rest':>7}"
-        f"{'extra vs PING: server':>23}{'rest':>7}"
+        f"{calls} calls, us per call\n"
+        f"{'candidate':<30}"
+        + "".join(f"{c:>11}" for c in cols)
+        + f"{'xPING wall':>11}{'xPING CPU':>10}{'+client':>8}{'+server':>8}"
     )
     for name in names:
-        t, sv = statistics.median(rtt[name]), statistics.median(srv[name])
+        m, p = med[name], med[PING]
         print(
-            f"{name:<30}{t:>11.1f}{sv:>8.1f}{t - sv:>7.1f}"
-            f"{sv - base_srv:>23.1f}{t - sv - (base_rtt - base_srv):>7.1f}"
+            f"{name:<30}"
+            + "".join(f"{x:>11.1f}" for x in m)
+            + f"{p[0] / m[0]:>11.2f}{(p[1] + p[2]) / (m[1] + m[2]):>10.2f}"
+            + f"{m[1] - p[1]:>8.1f}{m[2] - p[2]:>8.1f}"
         )
     print(
-        f"0.80 x PING allows a decision to take 1.25 x the PING round trip: "
-        f"{1.25 * base_rtt:.1f} us here, {0.25 * base_rtt:.1f} us more than PING "
-        f"(server: Lua EVALSHA itself, before any redis.call, is ~2 us)."
+        "command: the EVALSHA (with its redis.call()s) or PING itself, inside "
+        "server CPU. xPING CPU: PING's client + server CPU over this one's, the\n"
+        "rate ratio to expect when the CPUs are the limit (16 clients); less "
+        "sensitive to other load than wall time. +client/+server: CPU beyond "
+        "PING's.\n"
+        f"The Lua floor row is what any EVALSHA costs before its first redis.call; "
+        f"0.80 x PING allows {0.25 * med[PING][0]:.1f} us more wall time than "
+        f"PING's {med[PING][0]:.1f} us here."
     )
 
 
@@ -479,15 +566,7 @@ def bench_celery(round_trips: int, burst: int) -> None:
 
 def verdict(limiters: dict, stream_rates: dict[str, float], counts: list[int]) -> None:
     """One line per target; a missed target is reported, never an error."""
-    med, vs_ping, over = limiters["med"], limiters["vs_ping"], limiters["over"]
-    rates = limiters["rates"]
-
-    def paired(n: int, a: str, b: str) -> float:
-        """Median over rounds of rate(a) / rate(b), both measured in the same
-        round: robust to load that changes between rounds."""
-        return statistics.median(
-            x / y for x, y in zip(rates[n][a], rates[n][b], strict=True)
-        )
+    vs_ping, vs, over = limiters["vs_ping"], limiters["vs"], limiters["over"]
 
     def line(ok: bool, text: str) -> None:
         print(f"{'MET   ' if ok else 'MISSED'}  {text}")
@@ -497,30 +576,21 @@ def verdict(limiters: dict, stream_rates: dict[str, float], counts: list[int]) -
         "same-round ratios"
     )
     for n in counts:
-        libs = [k for k in LIMITERS if not k.startswith("ours")]
-        fastest = max(libs, key=lambda k: med[n][k])
         for name in OURS:
             ratio = vs_ping[n][name]
             line(ratio >= 0.8, f"{name}, {n} client(s): {ratio:.2f} x PING (>= 0.80)")
-            same = SAME_ALGORITHM[name]
-            for lib in (same, "django-ratelimit"):
-                r = paired(n, name, lib)
+            for lib, r in vs[n][name].items():
                 line(r > 1, f"{name}, {n} client(s): {r:.2f} x {lib}")
-            if fastest not in (same, "django-ratelimit"):
-                r = paired(n, name, fastest)
-                print(
-                    f"{'(info)':<8}{name}, {n} client(s): {r:.2f} x {fastest} "
-                    "(fastest library candidate, other algorithm)"
-                )
     ours_over = {k: over[k] for k in OURS}
     line(
         all(v <= 0 for v in ours_over.values()),
         "zero over-admission, ours: "
         + ", ".join(f"{k.split(' ', 1)[1]} {v:+d}" for k, v in ours_over.items()),
     )
-    best = max((k for k in stream_rates if k != NAIVE), key=stream_rates.get)
-    r = stream_rates[best] / stream_rates[NAIVE]
-    line(r >= 1, f"streams: {best} {r:.2f} x the naive loop (not slower)")
+    if stream_rates:
+        best = max((k for k in stream_rates if k != NAIVE), key=stream_rates.get)
+        r = stream_rates[best] / stream_rates[NAIVE]
+        line(r >= 1, f"streams: {best} {r:.2f} x the naive loop (not slower)")
 
 
 bench_server: RedisProcess
@@ -530,10 +600,10 @@ def main() -> None:
     global bench_server
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--duration", type=float, default=0.5, help="seconds per measurement"
+        "--duration", type=float, default=0.25, help="seconds per measurement"
     )
     parser.add_argument(
-        "--rounds", type=int, default=7, help="interleaved rounds (median reported)"
+        "--rounds", type=int, default=9, help="interleaved rounds (median reported)"
     )
     parser.add_argument(
         "--clients", default="1,16", help="client counts, comma-separated"
@@ -542,6 +612,11 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=300)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="small counts (CI smoke)")
+    parser.add_argument(
+        "--limiters-only",
+        action="store_true",
+        help="rate limiters only (no streams, no Celery)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = 0.2, 3
@@ -563,8 +638,10 @@ def main() -> None:
         )
         limiters = bench_limiters(client_counts, args.duration, rounds)
         cost_breakdown(rounds)
-        stream_rates = bench_streams(args.stream_entries, max(3, rounds // 2))
-        bench_celery(args.round_trips, args.burst)
+        stream_rates = {}
+        if not args.limiters_only:
+            stream_rates = bench_streams(args.stream_entries, max(3, rounds // 2))
+            bench_celery(args.round_trips, args.burst)
         verdict(limiters, stream_rates, client_counts)
     finally:
         _close_result_consumer()

@@ -70,13 +70,30 @@ def unique_member() -> str:
     return f"{_member_prefix}{next(_member_counter)}"
 
 
+# The scripts' admitted reply is one integer, remaining * (period_ms + 1) +
+# reset_after_ms; Lua numbers are doubles, exact below 2**53.
+_MAX_REPLY = 2**53
+
+
+def limit_problem(limit: int, period_ms: int) -> str | None:
+    """Why ``limit`` per ``period_ms`` cannot be decided, or None. Settings
+    call it too, so such a limit fails at start, not on the first request."""
+    if limit * (period_ms + 1) >= _MAX_REPLY:
+        return (
+            f"limit x period too large ({limit} per {period_ms} ms): "
+            f"limit x (period in ms + 1) must stay below 2**53"
+        )
+    return None
+
+
 class Limiter:
     """Base class: ``limit`` requests per ``period`` seconds per key.
 
     ``hit()`` is one EVALSHA (one round trip, luascripts.run_script): the
-    fixed arguments are computed once here, the reply is four integers. The
-    script is loaded only when the server answers NOSCRIPT (restart, SCRIPT
-    FLUSH).
+    fixed arguments are computed once here. The script is loaded only when the
+    server answers NOSCRIPT (restart, SCRIPT FLUSH). An admitted request's
+    reply is one integer (remaining and reset packed, see lua/*.lua), a denied
+    one's {retry_after_ms, reset_after_ms}.
     """
 
     script_name: ClassVar[str] = ""
@@ -88,6 +105,10 @@ class Limiter:
         self.client = client
         self.limit = int(limit)
         self.period_ms = max(1, int(period * 1000))
+        self._radix = self.period_ms + 1
+        problem = limit_problem(self.limit, self.period_ms)
+        if problem:
+            raise ValueError(problem)
         self._fixed_args = (str(self.limit), str(self.period_ms))
         self._prefix = f"{KEY_PREFIX}{self.algorithm}:"
 
@@ -99,12 +120,14 @@ class Limiter:
 
     def hit(self, name: str) -> Decision:
         """Count one request for ``name`` and decide. Raises redis.RedisError."""
-        allowed, remaining, reset_ms, retry_ms = run_script(
+        reply = run_script(
             self.client, self.script_name, (self._prefix + name,), self._args()
         )
-        return Decision(
-            allowed == 1, self.limit, remaining, reset_ms / 1000, retry_ms / 1000
-        )
+        if isinstance(reply, int):  # admitted
+            remaining, reset_ms = divmod(reply, self._radix)
+            return Decision(True, self.limit, remaining, reset_ms / 1000, 0.0)
+        retry_ms, reset_ms = reply
+        return Decision(False, self.limit, 0, reset_ms / 1000, retry_ms / 1000)
 
 
 class FixedWindow(Limiter):

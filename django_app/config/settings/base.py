@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from redisops import connections, redis_acl
-from redisops.ratelimit import ALGORITHMS
+from redisops.ratelimit import ALGORITHMS, limit_problem
 
 # django_app/ in a source tree; site-packages when installed (only used for
 # development defaults).
@@ -254,6 +254,9 @@ def rate_limit_setting(prefix: str, algorithm: str, limit: int, period: int) -> 
         raise ImproperlyConfigured(f"{prefix}_LIMIT must be >= 1, got {limit}")
     if period < 1:
         raise ImproperlyConfigured(f"{prefix}_PERIOD must be >= 1 s, got {period}")
+    problem = limit_problem(limit, period * 1000)
+    if problem:
+        raise ImproperlyConfigured(f"{prefix}_LIMIT, {prefix}_PERIOD: {problem}")
     return {"algorithm": algorithm, "limit": limit, "period": period}
 
 

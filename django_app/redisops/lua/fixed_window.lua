@@ -1,7 +1,9 @@
 -- Fixed window counter. One round trip, atomic; Redis's clock (the key's TTL).
 -- KEYS[1] counter key
 -- ARGV[1] limit, ARGV[2] window (ms)
--- Returns {allowed (0/1), remaining, reset_after_ms, retry_after_ms}
+-- Returns, admitted: one integer, remaining * (window + 1) + reset_after_ms
+-- (ratelimit.py splits it; one integer costs Redis and the client less than
+-- an array); denied: {retry_after_ms, reset_after_ms}.
 -- Hot path: INCR + PTTL (INCR + PEXPIRE when the window starts). The expiry is
 -- set only when the window starts (INCR returned 1), never pushed forward by
 -- later hits, so the key resets under steady traffic. Denied hits are counted
@@ -9,21 +11,25 @@
 -- still ends when the expiry set at its start runs out.
 local count = redis.call('INCR', KEYS[1])
 local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
 local ttl
 if count == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  ttl = tonumber(ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], window)
+  ttl = window
 else
   ttl = redis.call('PTTL', KEYS[1])
   if ttl < 0 then
     -- A counter without expiry (written by something else) would block for
     -- ever: restart its window.
-    redis.call('SET', KEYS[1], 1, 'PX', ARGV[2])
+    redis.call('SET', KEYS[1], 1, 'PX', window)
     count = 1
-    ttl = tonumber(ARGV[2])
+    ttl = window
   end
 end
+-- reset_after_ms <= window keeps the integer reply decodable (a TTL set by an
+-- older, longer window of the same name is reported as one window).
+ttl = math.min(ttl, window)
 if count <= limit then
-  return {1, limit - count, ttl, 0}
+  return (limit - count) * (window + 1) + ttl
 end
-return {0, 0, ttl, ttl}
+return {ttl, ttl}

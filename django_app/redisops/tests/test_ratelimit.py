@@ -11,7 +11,8 @@ import redis
 
 from redisops import ratelimit
 from redisops.connections import client_from_url
-from redisops.luascripts import lua_source, run_script
+from redisops.luascripts import lua_sha, lua_source, run_script
+from redisops.tests.redis_proc import RedisProcess, free_port
 
 ALGOS = sorted(ratelimit.ALGORITHMS)
 
@@ -90,13 +91,90 @@ def test_sliding_window_does_not_count_rejected_requests(
     assert limiter.hit(uid).allowed
 
 
-def test_script_is_reloaded_after_the_server_forgot_it(
-    r: redis.Redis, uid: str, admin_redis: redis.Redis
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_admitted_decisions_carry_remaining_and_reset_at_any_scale(
+    algorithm: str, r: redis.Redis, uid: str
 ) -> None:
-    limiter = ratelimit.FixedWindow(r, limit=5, period=60)
+    """The admitted reply packs remaining and reset into one integer; it must
+    decode exactly for a huge limit too (the benchmark's)."""
+    limit = 10**9
+    limiter = ratelimit.make_limiter(algorithm, r, limit=limit, period=60)
+    decisions = [limiter.hit(uid) for _ in range(3)]
+    # GCRA refills a token every 0.06 us: its bucket is full again at each hit.
+    expected = (
+        [limit - 1] * 3 if algorithm == "gcra" else [limit - i for i in (1, 2, 3)]
+    )
+    assert [d.remaining for d in decisions] == expected
+    for d in decisions:
+        assert d.allowed
+        assert d.retry_after == 0
+        assert 0 < d.reset_after <= 60
+
+
+def test_limit_times_period_beyond_the_reply_range_is_refused(r: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="limit x period too large"):
+        ratelimit.FixedWindow(r, limit=10**9, period=10**7)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_script_is_reloaded_after_the_server_forgot_it(
+    algorithm: str, r: redis.Redis, uid: str, admin_redis: redis.Redis
+) -> None:
+    limiter = ratelimit.make_limiter(algorithm, r, limit=5, period=60)
     assert limiter.hit(uid).allowed
     admin_redis.script_flush()
     assert limiter.hit(uid).remaining == 3
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_limiter_works_again_after_a_redis_restart(
+    algorithm: str, uid: str, tmp_path
+) -> None:
+    """A restart drops the script cache and the connection: the next decision
+    reconnects, gets NOSCRIPT, loads the script and decides (state is gone: no
+    persistence here)."""
+    server = RedisProcess(free_port(), tmp_path / "own-redis")
+    server.start()
+    try:
+        client = client_from_url(server.url("app_data"))
+        limiter = ratelimit.make_limiter(algorithm, client, limit=5, period=60)
+        assert [limiter.hit(uid).remaining for _ in range(2)] == [4, 3]
+        server.restart()
+        assert client.execute_command(
+            "SCRIPT", "EXISTS", lua_sha(limiter.script_name)
+        ) == [0]
+        decision = limiter.hit(uid)
+        assert decision.allowed
+        assert decision.remaining == 4
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_sliding_window_keeps_its_set_under_steady_traffic(
+    r: redis.Redis, uid: str
+) -> None:
+    """The set's expiry is extended only when less than a window is left; it
+    must still never expire while it holds a member inside the window (that
+    would over-admit), stay bounded, and go away when idle."""
+    window = 0.3
+    limiter = ratelimit.SlidingWindow(r, limit=3, period=window)
+    key = limiter.key(uid)
+    admitted: list[tuple[float, float]] = []  # (sent, answered), client clock
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:  # 5 windows, a hit every 10 ms
+        sent = time.monotonic()
+        if limiter.hit(uid).allowed:
+            admitted.append((sent, time.monotonic()))
+        assert r.zcard(key) <= 3
+        assert r.pttl(key) > 0
+        time.sleep(0.01)
+    assert len(admitted) >= 9  # 3 per window came through, windows after windows
+    # Redis decided each between its sent and answered times, so any 4 admitted
+    # requests span at least a window: answered(i+3) - sent(i) >= window.
+    spans = [b[1] - a[0] for a, b in zip(admitted, admitted[3:], strict=False)]
+    assert min(spans) >= window - 0.001
+    assert r.pttl(key) <= 2 * window * 1000  # idle: gone within 2 windows
 
 
 def test_sliding_window_counts_simultaneous_requests_separately(

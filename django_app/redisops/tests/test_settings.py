@@ -90,6 +90,8 @@ def test_local_settings_need_nothing_from_the_environment() -> None:
         ("APP_LIMITED_ALGORITHM", "leaky", "APP_LIMITED_ALGORITHM must be one of"),
         ("APP_LIMITED_LIMIT", "0", "APP_LIMITED_LIMIT must be >= 1"),
         ("APP_LIMITED_PERIOD", "0", "APP_LIMITED_PERIOD must be >= 1"),
+        # limit x period beyond what the scripts' integer reply can carry
+        ("APP_LIMITED_LIMIT", str(10**12), "limit x period too large"),
     ],
 )
 def test_bad_rate_limit_setting_fails_at_start(
