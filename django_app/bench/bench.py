@@ -29,7 +29,7 @@ sys.path.insert(0, str(APP_DIR))
 # ACL users of redisops.redis_acl. Set before Django reads them.
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
 os.environ.setdefault("REDISOPS_TEST_DIR", tempfile.mkdtemp(prefix="redisops-bench-"))
-from redisops.tests.redis_proc import RedisProcess, free_port  # noqa: E402
+from redisops.tests.redis_proc import RedisProcess, free_port, worker_argv  # noqa: E402
 
 os.environ.setdefault("REDISOPS_TEST_REDIS_PORT", str(free_port()))
 
@@ -521,23 +521,7 @@ def bench_celery(round_trips: int, burst: int) -> None:
     log = Path(os.environ["REDISOPS_TEST_DIR"]) / "bench-worker.log"
     with log.open("wb") as fh:
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--app",
-                "config.celery_app",
-                "worker",
-                "--loglevel",
-                "WARNING",
-                "--concurrency",
-                "2",
-                "--queues",
-                "default,heavy",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            worker_argv("WARNING"),
             cwd=APP_DIR,
             stdout=fh,
             stderr=subprocess.STDOUT,

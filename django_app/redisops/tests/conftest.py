@@ -24,7 +24,7 @@ import redis
 from django.conf import settings
 
 from redisops.clients import app_redis
-from redisops.tests.redis_proc import RedisProcess
+from redisops.tests.redis_proc import RedisProcess, celery_argv, worker_argv
 
 APP_DIR = Path(__file__).resolve().parents[2]
 
@@ -170,25 +170,7 @@ def celery_worker(redis_server: RedisProcess, tmp_root: Path) -> Iterator[Proc]:
 
     log = tmp_root / "celery-worker.log"
     proc = Proc(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "--app",
-            "config.celery_app",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            "test@%h",
-            "--queues",
-            "default,heavy",
-            "--concurrency",
-            "2",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_argv("INFO", "--hostname", "test@%h"),
         log,
         subprocess_env(),
     )
@@ -213,12 +195,7 @@ def celery_beat(celery_worker: Proc, tmp_path: Path) -> Iterator[Proc]:
     client = app_redis()
     client.delete(tasks.HEARTBEAT_KEY)
     proc = Proc(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "--app",
-            "config.celery_app",
+        celery_argv(
             "beat",
             "--loglevel",
             "INFO",
@@ -226,7 +203,7 @@ def celery_beat(celery_worker: Proc, tmp_path: Path) -> Iterator[Proc]:
             str(tmp_path / "celerybeat-schedule"),
             "--pidfile",
             str(tmp_path / "celerybeat.pid"),
-        ],
+        ),
         tmp_path / "celery-beat.log",
         subprocess_env(APP_HEARTBEAT_INTERVAL="1", APP_HEARTBEAT_MAX_AGE="3"),
     )

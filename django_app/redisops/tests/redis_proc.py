@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +120,37 @@ class RedisProcess:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def celery_argv(command: str, *args: str) -> list[str]:
+    """``celery --app config.celery_app COMMAND ARGS`` with this interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "config.celery_app",
+        command,
+        *args,
+    ]
+
+
+def worker_argv(loglevel: str, *args: str) -> list[str]:
+    """A prefork worker (2 processes) on both queues, without the control-bus
+    chatter (gossip, mingle, heartbeat) that only slows a one-worker setup."""
+    from django.conf import settings  # the queues are defined once, in settings
+
+    queues = ",".join(q.name for q in settings.CELERY_TASK_QUEUES)
+    return celery_argv(
+        "worker",
+        "--loglevel",
+        loglevel,
+        "--queues",
+        queues,
+        "--concurrency",
+        "2",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        *args,
+    )
