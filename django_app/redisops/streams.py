@@ -12,7 +12,13 @@
   more: it is acked, logged at WARNING and counted as ``trimmed_unprocessed``
   in the progress hash. MAXLEN bounds memory, and can drop a backlog.
 - An entry that failed ``max_deliveries`` times goes to ``<stream>:dlq``
-  (XADD + XACK in one MULTI).
+  (XADD + XACK in one MULTI). ``replay_dead_letters`` (``manage.py
+  replay_dlq``) moves them back once the cause is fixed: one Lua script per
+  batch re-adds each entry's original fields to the stream and deletes it
+  from the DLQ, so a crash or a concurrent run never duplicates or loses one.
+- Demo failures: an entry with a ``poison`` field always fails; an entry with
+  ``depends_on=<name>`` fails while the flag key ``app:outage:<name>`` exists
+  (a simulated downstream outage the on-call clears), so it succeeds on replay.
 - Processing is idempotent: after the handler succeeded, one Lua script
   (lua/commit_entries.lua) records the effect under a processed-once marker and
   XACKs, atomically; a redelivered entry is acked without a second effect.
@@ -40,6 +46,7 @@ import redis
 
 from .clients import server_version
 from .luascripts import run_script
+from .redis_acl import APP_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,16 @@ def marker_key(stream: str, entry_id: str) -> str:
     return f"{stream}:done:{entry_id}"
 
 
+OUTAGE_PREFIX = f"{APP_PREFIX}outage:"
+
+
+def outage_key(dependency: str) -> str:
+    """Flag of a simulated downstream outage: while this key exists, entries
+    with ``depends_on=<dependency>`` fail (``SET app:outage:<name> 1`` starts
+    it, ``DEL`` ends it)."""
+    return f"{OUTAGE_PREFIX}{dependency}"
+
+
 def produce(
     client: redis.Redis, stream: str, fields: dict[str, str], maxlen: int
 ) -> str:
@@ -74,6 +91,10 @@ def produce(
 
 class PoisonEntryError(Exception):
     """The entry can never be processed (demo: field ``poison``)."""
+
+
+class DependencyDownError(Exception):
+    """A downstream the entry needs is down (demo: the flag ``outage_key``)."""
 
 
 Handler = Callable[["StreamConsumer", str, dict[str, str]], None]
@@ -89,6 +110,9 @@ def process_entry(
     """
     if "poison" in fields:
         raise PoisonEntryError(f"poison entry {entry_id}")
+    dependency = fields.get("depends_on")
+    if dependency and consumer.client.exists(outage_key(dependency)):
+        raise DependencyDownError(f"{dependency} is down ({outage_key(dependency)})")
     work_ms = fields.get("work_ms", "0")
     # isascii(): "²".isdigit() is True but int("²") raises.
     if work_ms.isascii() and work_ms.isdigit() and int(work_ms) > 0:
@@ -483,6 +507,65 @@ def progress(client: redis.Redis, stream: str, group: str) -> dict[str, Any]:
                 lag=g.get("lag"),
             )
     return info
+
+
+@dataclass
+class ReplayResult:
+    """What replay_dead_letters found and did."""
+
+    seen: int = 0  # dead-letter entries looked at (all of them in a dry run)
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (dlq id, new id)
+    reasons: dict[str, int] = field(default_factory=dict)  # exception -> count
+    dependencies: dict[str, int] = field(default_factory=dict)  # depends_on -> count
+    left: int = 0  # entries in the dead-letter stream afterwards
+
+
+def replay_dead_letters(
+    client: redis.Redis,
+    stream: str,
+    *,
+    maxlen: int,
+    limit: int | None = None,
+    batch: int = 100,
+    dry_run: bool = False,
+) -> ReplayResult:
+    """Move up to ``limit`` entries (oldest first) from ``<stream>:dlq`` back
+    into ``stream`` (lua/replay_dlq.lua: one atomic script per batch).
+
+    Only entries that were in the DLQ when the run started are looked at: an
+    entry that fails again and comes back meanwhile waits for the next run.
+    A dry run only counts them, by failure reason and ``depends_on``.
+    """
+    if batch < 1 or (limit is not None and limit < 1):
+        raise ValueError("batch and limit must be >= 1")
+    dlq = dlq_name(stream)
+    result = ReplayResult()
+    newest = client.xrevrange(dlq, count=1)
+    start = "-"
+    while newest and (limit is None or result.seen < limit):
+        count = batch if limit is None else min(batch, limit - result.seen)
+        rows = client.xrange(dlq, start, newest[0][0], count=count)
+        if not rows:
+            break
+        result.seen += len(rows)
+        for _, fields in rows:
+            reason = fields.get("dlq_reason", "?").split("(", 1)[0]
+            result.reasons[reason] = result.reasons.get(reason, 0) + 1
+            if "depends_on" in fields:
+                name = fields["depends_on"]
+                result.dependencies[name] = result.dependencies.get(name, 0) + 1
+        if not dry_run:
+            flat = run_script(
+                client,
+                "replay_dlq",
+                keys=[stream, dlq, progress_key(stream)],
+                args=[maxlen, *(entry_id for entry_id, _ in rows)],
+            )
+            result.moved += list(zip(flat[::2], flat[1::2], strict=True))
+        ms, seq = _id_tuple(rows[-1][0])
+        start = f"{ms}-{seq + 1}"
+    result.left = client.xlen(dlq)
+    return result
 
 
 def trim(client: redis.Redis, stream: str, maxlen: int) -> dict[str, int]:

@@ -1,0 +1,172 @@
+"""Replaying the dead-letter stream: `manage.py replay_dlq` on the real server."""
+
+from __future__ import annotations
+
+import threading
+from io import StringIO
+
+import pytest
+import redis
+from django.core.management import CommandError, call_command
+
+from redisops import streams
+from redisops.tests.conftest import wait_for
+from redisops.tests.test_streams import consumer, effects, run_in_thread
+
+
+@pytest.fixture
+def stream(uid: str) -> str:
+    return f"app:stream:test-dlq-{uid}"
+
+
+@pytest.fixture
+def dependency(r: redis.Redis, uid: str):
+    """A simulated downstream outage, cleared at the end in any case."""
+    name = f"payments-{uid}"
+    yield name
+    r.delete(streams.outage_key(name))
+
+
+def replay(stream: str, *args: str) -> str:
+    out = StringIO()
+    call_command("replay_dlq", "--stream", stream, *args, stdout=out)
+    return out.getvalue()
+
+
+def dead_letter_all(r: redis.Redis, stream: str, fields: list[dict[str, str]]) -> list:
+    """Produce the entries and run a consumer until every one is dead-lettered."""
+    ids = [streams.produce(r, stream, f, 1000) for f in fields]
+    c = consumer(r, stream, "A", max_deliveries=2)
+    thread = run_in_thread(c)
+    wait_for(
+        lambda: r.xlen(streams.dlq_name(stream)) == len(ids), timeout=15, what="DLQ"
+    )
+    c.stop()
+    thread.join(5)
+    return ids
+
+
+def test_entry_failed_during_an_outage_succeeds_on_replay(
+    r: redis.Redis, stream: str, dependency: str
+) -> None:
+    r.set(streams.outage_key(dependency), "1")
+    [original] = dead_letter_all(r, stream, [{"depends_on": dependency, "n": "7"}])
+    [(_, dead)] = r.xrange(streams.dlq_name(stream))
+    assert dead["dlq_source_id"] == original
+    assert "DependencyDownError" in dead["dlq_reason"]
+    assert effects(r, stream) == {}
+
+    # Dry run: counts and names the dependency as still down, moves nothing.
+    out = replay(stream, "--dry-run")
+    assert "reason          1  DependencyDownError" in out
+    assert f"{dependency}: still DOWN" in out
+    assert "dry run, would move 1 entries" in out
+    assert r.xlen(streams.dlq_name(stream)) == 1
+
+    r.delete(streams.outage_key(dependency))  # the on-call's fix
+    out = replay(stream)
+    assert f"moved 1 entries from {streams.dlq_name(stream)}" in out
+    assert "0 left" in out
+    assert r.xlen(streams.dlq_name(stream)) == 0
+    [(new_id, fields)] = r.xrange(stream, f"({original}", "+")
+    assert fields == {"depends_on": dependency, "n": "7"}  # no dlq_* fields
+    assert int(r.hget(streams.progress_key(stream), "replayed")) == 1
+
+    c = consumer(r, stream, "B", max_deliveries=2)
+    thread = run_in_thread(c)
+    wait_for(lambda: new_id in effects(r, stream), timeout=10, what="processed")
+    c.stop()
+    thread.join(5)
+    assert effects(r, stream) == {new_id: 1}
+    assert r.xlen(streams.dlq_name(stream)) == 0
+
+    # A second run finds nothing to move.
+    assert "moved 0 entries" in replay(stream)
+    assert r.xlen(stream) == 2
+
+
+def test_poison_entry_comes_back_after_replay(r: redis.Redis, stream: str) -> None:
+    dead_letter_all(r, stream, [{"poison": "yes"}])
+    assert "moved 1 entries" in replay(stream)
+    c = consumer(r, stream, "A", max_deliveries=2)
+    thread = run_in_thread(c)
+    wait_for(lambda: r.xlen(streams.dlq_name(stream)) == 1, timeout=15, what="DLQ")
+    c.stop()
+    thread.join(5)
+    [(_, dead)] = r.xrange(streams.dlq_name(stream))
+    assert "PoisonEntryError" in dead["dlq_reason"]
+    assert effects(r, stream) == {}
+
+
+def test_max_moves_the_oldest_first(r: redis.Redis, stream: str) -> None:
+    dlq = streams.dlq_name(stream)
+    for i in range(5):
+        r.xadd(dlq, {"n": str(i), "dlq_reason": "X('boom')", "dlq_source_id": "1-0"})
+    out = replay(stream, "--max", "2", "--batch", "1")
+    assert "moved 2 entries" in out
+    assert "3 left" in out
+    assert [f["n"] for _, f in r.xrange(stream)] == ["0", "1"]
+    assert [f["n"] for _, f in r.xrange(dlq)] == ["2", "3", "4"]
+
+
+def test_concurrent_runs_move_each_entry_once(r: redis.Redis, stream: str) -> None:
+    """Two replays racing over the same 300 entries: every entry lands in the
+    stream exactly once (the script skips ids the other run already moved)."""
+    dlq = streams.dlq_name(stream)
+    with r.pipeline(transaction=False) as pipe:
+        for i in range(300):
+            pipe.xadd(dlq, {"n": str(i), "dlq_reason": "X()"})
+        pipe.execute()
+    results: list[streams.ReplayResult] = []
+
+    def run() -> None:
+        results.append(
+            streams.replay_dead_letters(r.client(), stream, maxlen=10_000, batch=7)
+        )
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(int(f["n"]) for _, f in r.xrange(stream)) == list(range(300))
+    assert sum(len(res.moved) for res in results) == 300
+    assert r.xlen(dlq) == 0
+
+
+def test_entries_dead_lettered_during_the_run_wait_for_the_next(
+    r: redis.Redis, stream: str
+) -> None:
+    """A run moves what the DLQ held at its start: an entry failing again
+    while it runs can't make it loop."""
+    dlq = streams.dlq_name(stream)
+    with r.pipeline(transaction=False) as pipe:
+        for i in range(200):
+            pipe.xadd(dlq, {"n": str(i)})
+        pipe.execute()
+    late: list[str] = []
+
+    def add_late() -> None:
+        wait_for(lambda: r.xlen(stream) > 0, what="the replay's first move")
+        late.extend(r.xadd(dlq, {"n": f"late{i}"}) for i in range(20))
+
+    adder = threading.Thread(target=add_late)
+    adder.start()
+    result = streams.replay_dead_letters(r.client(), stream, maxlen=10_000, batch=1)
+    adder.join(10)
+    assert len(result.moved) == 200
+    assert [entry_id for entry_id, _ in r.xrange(dlq)] == late
+    assert not any(f["n"].startswith("late") for _, f in r.xrange(stream))
+
+
+def test_empty_dead_letter_stream_moves_nothing(r: redis.Redis, stream: str) -> None:
+    out = replay(stream)
+    assert "moved 0 entries" in out
+    assert "0 left" in out
+    assert r.exists(stream) == 0
+
+
+@pytest.mark.parametrize("args", [["--max", "0"], ["--batch", "-1"], ["--max", "x"]])
+def test_bad_arguments_are_refused(stream: str, args: list[str]) -> None:
+    with pytest.raises(CommandError, match="invalid positive value"):
+        replay(stream, *args)
