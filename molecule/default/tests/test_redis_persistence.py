@@ -44,6 +44,28 @@ def test_acknowledged_writes_survive_kill_9(server):
     assert lost == 0
 
 
+def test_multi_exec_and_lua_survive_a_restart(server):
+    """Redis replays the AOF as the default user, and EXEC re-checks ACLs: with
+    a default user of -@all every transaction, and every script's effects
+    (written as MULTI/EXEC), were dropped at each restart without an error
+    (redis/redis#14541). The role keeps the disabled default user's +@all."""
+    admin(server, "DEL", "app:tx:a", "app:tx:b", "app:lua:a", "app:lua:b")
+    server.check_output("printf 'MULTI\\nSET app:tx:a 1\\nINCR app:tx:b\\nEXEC\\n' | redis-admin")
+    admin(
+        server, "EVAL",
+        "\"redis.call('SET', KEYS[1], 1) redis.call('INCR', KEYS[2])\"", "2", "app:lua:a", "app:lua:b",
+    )
+    before = admin(server, "MGET", "app:tx:a", "app:tx:b", "app:lua:a", "app:lua:b").splitlines()
+    assert before == ["1", "1", "1", "1"]
+    since = server.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    server.check_output("systemctl restart redis-server")
+    wait_for(lambda: server.run("redis-admin PING").stdout.strip() == "PONG", timeout=30)
+    after = admin(server, "MGET", "app:tx:a", "app:tx:b", "app:lua:a", "app:lua:b").splitlines()
+    journal = server.check_output(f"journalctl -u redis-server --since '{since}' --no-pager -o cat")
+    assert "NOPERM" not in journal, journal
+    assert after == before
+
+
 def test_config_and_acl_files_have_safe_owner_and_mode(server):
     for path in ("/etc/redis/redis.conf", "/etc/redis/users.acl"):
         f = server.file(path)
