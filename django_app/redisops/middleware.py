@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import kombu.exceptions
 import redis
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -45,6 +46,11 @@ class JsonErrorsMiddleware:
         if isinstance(exc, redis.RedisError):
             log.error("redis error on %s %s: %r", request.method, request.path, exc)
             return json_error(503, "redis unavailable")
+        # Celery wraps the broker's connection errors (after its publish
+        # retries, CELERY_TASK_PUBLISH_RETRY_POLICY) in kombu's own class.
+        if isinstance(exc, kombu.exceptions.OperationalError):
+            log.error("broker error on %s %s: %r", request.method, request.path, exc)
+            return json_error(503, "broker unavailable")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error")
 

@@ -192,6 +192,14 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 3600)
 CELERY_RESULT_EXTENDED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing retries for ~4.5 s (Celery's default gives up after ~0.6 s): a
+# Redis restart under load takes longer, and the API would answer 503.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 6,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 # Logging: ours (config.celery_app), not Celery's.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Queues and routes: heavy work has its own queue and workers.

@@ -111,3 +111,17 @@ def test_settings_refuse_a_visibility_timeout_below_the_hard_limit(monkeypatch) 
     monkeypatch.setattr(base, "VISIBILITY_TIMEOUT", base.CELERY_TASK_TIME_LIMIT)
     with pytest.raises(ImproperlyConfigured, match="VISIBILITY_TIMEOUT"):
         base.check_timeouts()
+
+
+def test_publishing_outlasts_a_redis_restart() -> None:
+    """Celery's default publish retry gives up after ~0.6 s; a restart under
+    load takes longer. The policy's waits add up to a few seconds."""
+    policy = app.conf.task_publish_retry_policy
+    waits = [
+        min(
+            policy["interval_start"] + n * policy["interval_step"],
+            policy["interval_max"],
+        )
+        for n in range(policy["max_retries"])
+    ]
+    assert 3 <= sum(waits) <= 10

@@ -299,3 +299,32 @@ def test_redis_down_answers_503_json_not_a_traceback(
     response = post(client, "/api/publish", {"topic": "t", "message": "m"})
     assert response.status_code == 503
     assert response.json() == {"error": "redis unavailable"}
+
+
+def test_broker_down_answers_503_json_not_a_traceback(
+    client: Client, monkeypatch
+) -> None:
+    """Celery raises kombu's OperationalError, not a RedisError, once its
+    publish retries are spent: still a 503 with a JSON reason."""
+    from config.celery_app import app
+
+    def reset_pools() -> None:  # rebuilt from app.conf on next use
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    # Set from Django settings, app.conf answers under the namespaced names.
+    monkeypatch.setitem(app.conf, "CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setitem(
+        app.conf,
+        "CELERY_TASK_PUBLISH_RETRY_POLICY",
+        {"max_retries": 1, "interval_start": 0},
+    )
+    reset_pools()
+    try:
+        client.raise_request_exception = False
+        response = post(client, "/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}})
+    finally:
+        monkeypatch.undo()
+        reset_pools()
+    assert response.status_code == 503
+    assert response.json() == {"error": "broker unavailable"}
