@@ -19,7 +19,10 @@ def app_redis() -> redis.Redis:
 
 def server_version(client: redis.Redis) -> tuple[int, int, int]:
     """The server's version from HELLO (allowed to every user, unlike INFO)."""
-    reply = client.execute_command("HELLO")
+    # HELLO with the connection's own protocol: Redis 6.0 needs the argument,
+    # and another number would switch the connection's protocol.
+    protocol = client.connection_pool.connection_kwargs.get("protocol") or 2
+    reply = client.execute_command("HELLO", str(protocol))
     if isinstance(reply, list):  # RESP2: flat key/value list
         reply = dict(zip(reply[::2], reply[1::2], strict=False))
     version = reply.get("version") or reply.get(b"version") or "0.0.0"

@@ -11,9 +11,10 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import testinfra
@@ -84,6 +85,7 @@ def ansible_playbook(
     extra_vars: dict[str, Any] | None = None,
     tags: str | None = None,
     verbosity: int = 0,
+    limit: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a playbook (e.g. the scenario's converge.yml) on the scenario's inventory."""
     env = dict(os.environ)
@@ -92,11 +94,13 @@ def ansible_playbook(
     cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(playbook)]
     if tags:
         cmd += ["--tags", tags]
+    if limit:
+        cmd += ["--limit", limit]
     if verbosity:
         cmd.append("-" + "v" * verbosity)
     if extra_vars is not None:
         cmd += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
 
 
 def run_playbook(playbook: Path, extra_vars: dict[str, Any] | None = None, **kw: Any) -> str:

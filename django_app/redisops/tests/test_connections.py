@@ -158,3 +158,22 @@ def test_celery_result_backend_works_through_sentinel(
         assert admin_redis.exists(f"results:celery-task-meta-t-{uid}")
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_server_version_through_hello_keeps_the_protocol(
+    redis_server: RedisProcess, protocol: int
+) -> None:
+    """HELLO with the connection's protocol number: Redis 6.0 refuses a bare
+    HELLO, and another number would switch the connection's protocol."""
+    from redisops.clients import server_version
+    from redisops.tests.redis_proc import server_version as installed_version
+
+    client = redis.Redis(
+        port=redis_server.port,
+        username="app_data",
+        password=password("app_data"),
+        protocol=protocol,
+    )
+    assert server_version(client)[:2] == installed_version()
+    assert str(client.client_info()["resp"]) == str(protocol)  # still the same

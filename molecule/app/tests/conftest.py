@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from app_testlib import get_host, hosts_in_group  # noqa: E402
+from app_testlib import get_host, hosts_in_group
 
 
 @pytest.fixture(scope="session")

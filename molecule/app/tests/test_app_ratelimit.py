@@ -1,9 +1,8 @@
 """The rate limit is shared by every gunicorn worker: one limit in Redis."""
 
 import json
-import shlex
-
 import re
+import shlex
 
 from app_testlib import APP_ENV, redis_admin
 

@@ -1,8 +1,8 @@
 """Celery: tasks enqueued through the API run on the worker host; beat fires."""
 
-import time
 
 from app_testlib import APP_ENV, HTTPS, http, journal, redis_admin, wait_for
+
 
 def _enqueue(host, base_url, task, args):
     r = http(host, "POST", f"{base_url}/api/tasks", {"task": task, "args": args}, HTTPS)

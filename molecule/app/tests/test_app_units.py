@@ -3,7 +3,6 @@
 import subprocess
 
 import pytest
-
 from app_testlib import HTTPS, get_host, http, wait_for
 
 MAX_EXPOSURE = 2.0

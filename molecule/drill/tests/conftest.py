@@ -1,4 +1,6 @@
-"""Fixtures for the drill scenario: one Redis server, one client host."""
+"""Fixtures for the drill scenario: a Redis host under test (server), a second
+Redis host converged empty (new_server), and the app host (app_host), which is
+also the client host of the Redis drills (client, remote)."""
 
 from __future__ import annotations
 
@@ -6,21 +8,73 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO_DIR.parent / "shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from redis_testlib import host_fixtures, load_scenario  # noqa: E402
+from redis_testlib import (
+    REPO,
+    RedisCli,
+    get_host,
+    host_address,
+    hosts_in_group,
+    load_scenario,
+)
 
 SCENARIO = load_scenario(SCENARIO_DIR)
-REDIS_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]["redis_servers"]
-USERS = {u["name"]: u for u in REDIS_VARS["redis_server_acl_users"]}
+GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]
+REDIS_VARS = GROUP_VARS["redis_servers"]
+PASSWORDS: dict[str, str] = GROUP_VARS["all"]["redisops_redis_passwords"]
+# The app's ACL users as redis_server gets them (name -> password), derived
+# like playbooks/templates/redis_acl_users.yml.j2 does.
+USERS = {
+    u["name"]: {"password": PASSWORDS[u["name"]]}
+    for u in yaml.safe_load((REPO / "django_app" / "acl_users.yml").read_text())["users"]
+}
+SERVER, NEW_SERVER = hosts_in_group(SCENARIO, "redis_servers")
+APP_HOST = hosts_in_group(SCENARIO, "app")[0]
+PORT = REDIS_VARS.get("redis_server_port", 6379)
 
 
-server, client, server_ip, remote = host_fixtures(SCENARIO)
+@pytest.fixture(scope="session")
+def server():
+    return get_host(SERVER)
+
+
+@pytest.fixture(scope="session")
+def new_server():
+    return get_host(NEW_SERVER)
+
+
+@pytest.fixture(scope="session")
+def app_host():
+    return get_host(APP_HOST)
+
+
+@pytest.fixture(scope="session")
+def client(app_host):
+    return app_host
+
+
+@pytest.fixture(scope="session")
+def server_ip(server) -> str:
+    return host_address(server)
+
+
+@pytest.fixture(scope="session")
+def remote(client, server_ip) -> RedisCli:
+    """redis-cli on the app host, aimed at the Redis server over the network."""
+    return RedisCli(client, server_ip, PORT)
 
 
 @pytest.fixture(scope="session")
 def users() -> dict:
     return USERS
+
+
+@pytest.fixture(scope="session")
+def base_url() -> str:
+    """The API as other hosts reach it: gunicorn's socket on the app host."""
+    return f"http://{APP_HOST}:8000"

@@ -3,15 +3,23 @@
 Runbook: docs/runbooks/redis-disk-aof.md
 """
 
-from drill_lib import admin, key_count, ops_ok, ping, seed, wait_fsync
+from drill_lib import admin, fingerprint, ops_ok, ping, seed, wait_fsync
 
 AOF_DIR = "/var/lib/redis/appendonlydir"
 
 
-def _last_incr_file(server) -> str:
-    manifest = server.file(f"{AOF_DIR}/appendonly.aof.manifest").content_string
-    incr = [line.split()[1] for line in manifest.splitlines() if line.split()[-1] == "i"]
+def _aof_file(server) -> str:
+    """The file new writes go to: the last incr file of the manifest (7.0+),
+    else the single appendonly.aof (6.x)."""
+    manifest = server.file(f"{AOF_DIR}/appendonly.aof.manifest")
+    if not manifest.exists:
+        return "/var/lib/redis/appendonly.aof"
+    incr = [line.split()[1] for line in manifest.content_string.splitlines() if line.split()[-1] == "i"]
     return f"{AOF_DIR}/{incr[-1]}"
+
+
+def _size(server, path: str) -> int:
+    return int(server.check_output(f"stat -c %s {path}"))
 
 
 def _copies(server) -> list[str]:
@@ -20,16 +28,24 @@ def _copies(server) -> list[str]:
 
 def test_aof_damaged_in_the_middle_is_repaired_and_redis_starts(server):
     copies_before = _copies(server)
+    aof = _aof_file(server)
+    size_before = _size(server, aof)
     seed(server, "app:aof")
     wait_fsync(server)
-    before = key_count(server)
+    before = fingerprint(server, "app:aof:*")[0]
     server.check_output("systemctl stop redis-server")
 
-    # The fault: garbage in the middle of the AOF (a torn tail alone would be
-    # accepted by aof-load-truncated yes; this is not).
-    incr = _last_incr_file(server)
-    size = int(server.check_output(f"stat -c %s {incr}"))
-    server.check_output(f"printf 'XXXXXXXX' | dd of={incr} bs=1 seek={size // 2} conv=notrunc status=none")
+    # The fault: garbage in the middle of what the seed appended (a torn tail
+    # alone would be accepted by aof-load-truncated yes; this is not). Not in
+    # the file's first half: on 6.x that is the RDB preamble, which no tool
+    # repairs.
+    # At the start of a command, so the garbage breaks the format (inside a
+    # value it would only change the value).
+    middle = (size_before + _size(server, aof)) // 2
+    offset = int(server.check_output(
+        "python3 -c 'import sys; print(open(sys.argv[1], \"rb\").read().index(b\"*3\\r\\n$3\\r\\nSET\\r\\n\", "
+        f"int(sys.argv[2])))' {aof} {middle}"))
+    server.check_output(f"printf 'XXXXXXXX' | dd of={aof} bs=1 seek={offset} conv=notrunc status=none")
     start = server.run("systemctl start redis-server")
     assert start.rc != 0
     journal = server.check_output("journalctl -u redis-server -n 50 --no-pager -o cat")
@@ -38,7 +54,7 @@ def test_aof_damaged_in_the_middle_is_repaired_and_redis_starts(server):
     out = ops_ok("repair-aof")
     assert "repaired: cut" in out
     assert ping(server) == "PONG"
-    after = key_count(server)
+    after = fingerprint(server, "app:aof:*")[0]
     lost = before - after
     print(f"aof repair: {before} keys before the damage, {after} after the repair, lost {lost}")
     # Everything before the damaged point is back; what came after it is lost.

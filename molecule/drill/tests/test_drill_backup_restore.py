@@ -1,11 +1,21 @@
-"""Drill: back up, lose everything (FLUSHALL), restore: every key comes back.
+"""Drill: back up, lose everything (FLUSHALL), restore: every key comes back;
+and back up one host, restore on a new one.
 
 Runbook: docs/runbooks/redis-backup-restore.md
 """
 
+import json
 from pathlib import Path
 
+from conftest import NEW_SERVER, PORT, SERVER
 from drill_lib import admin, fingerprint, key_count, ops, ops_ok, seed
+from redis_testlib import RedisCli, host_address
+
+
+def _only_backup(root) -> Path:
+    backups = sorted(Path(root).glob("*/*/manifest.json"))
+    assert len(backups) == 1, backups
+    return backups[0].parent
 
 
 def test_restore_refuses_without_a_backup():
@@ -20,26 +30,58 @@ def test_restore_refuses_a_missing_backup(tmp_path):
     assert "No backup found" in proc.stdout
 
 
+def test_restore_refuses_more_than_one_host(tmp_path):
+    proc = ops("restore-redis", {"redis_backup": str(tmp_path)}, limit=None)
+    assert proc.returncode != 0
+    assert "Restore one host at a time" in proc.stdout
+
+
 def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
     seed(server, "app:br")
-    before = fingerprint(server)
+    before = fingerprint(server, "app:br:*")
     assert before[0] >= 2004
 
     out = ops_ok("backup-redis", {"redis_backup_root": str(tmp_path)})
-    backups = sorted(Path(tmp_path).glob("*/*/manifest.json"))
-    assert len(backups) == 1, out
-    backup = backups[0].parent
+    backup = _only_backup(tmp_path)
     assert str(backup) in out  # the playbook prints where the backup is
+    manifest = json.loads((backup / "manifest.json").read_text())
 
     # The fault: everything gone.
     assert admin(server, "FLUSHALL") == "OK"
     assert key_count(server) == 0
 
     out = ops_ok("restore-redis", {"redis_backup": str(backup)})
-    after = fingerprint(server)
+    after = fingerprint(server, "app:br:*")
     print(f"restore: {before[0]} keys before, {after[0]} after; sha1 {before[1]} / {after[1]}")
     assert after == before
+    # The playbook compared the key count with the backup's.
+    assert f"{manifest['rdb_keys']} in the backup" in out
     # AOF is on again and the data came back from it after the restart.
     assert admin(server, "CONFIG", "GET", "appendonly").splitlines()[-1] == "yes"
     assert "loaded after a restart" in out
     assert not server.file("/run/systemd/system/redis-server.service.d/zz-ops-restore.conf").exists
+
+
+def test_backup_on_one_host_restores_every_key_on_a_new_host(server, new_server, client, users, tmp_path):
+    """The backup lands on the controller; the new host was converged from the
+    same inventory (the runbook's first step), so the app's users work there."""
+    seed(server, "app:move")
+    seeded = fingerprint(server, "app:move:*")
+    assert key_count(new_server) == 0
+
+    ops_ok("backup-redis", {"redis_backup_root": str(tmp_path)})
+    backup = _only_backup(tmp_path)
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["host"] == SERVER
+
+    out = ops_ok("restore-redis", {"redis_backup": str(backup)}, limit=NEW_SERVER)
+    assert f"restored {NEW_SERVER} from {backup} (taken on {SERVER})" in out
+    restored = key_count(new_server)
+    print(f"new host: {restored} keys restored, {manifest['rdb_keys']} in the backup "
+          f"({manifest['rdb_expires']} with a TTL)")
+    assert manifest["rdb_keys"] - manifest["rdb_expires"] <= restored <= manifest["rdb_keys"]
+    assert fingerprint(new_server, "app:move:*") == seeded
+    # The app's user reads the restored data on the new host over the network.
+    remote_new = RedisCli(client, host_address(new_server), PORT)
+    assert remote_new.out("app_data", users["app_data"]["password"], "GET", "app:move:s:7") == "v7"
+    assert admin(new_server, "CONFIG", "GET", "appendonly").splitlines()[-1] == "yes"

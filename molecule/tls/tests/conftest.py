@@ -8,7 +8,7 @@ from pathlib import Path
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO_DIR.parent / "shared"))
 
-from redis_testlib import host_fixtures, load_scenario  # noqa: E402
+from redis_testlib import host_fixtures, load_scenario
 
 SCENARIO = load_scenario(SCENARIO_DIR)
 REDIS_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]["redis_servers"]
