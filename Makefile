@@ -8,7 +8,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Test hosts: localhost/<image>-systemd built by scripts/build-images.sh.
 IMAGE ?= debian12
 MATRIX ?= debian11 debian12 debian13
-SCENARIOS ?= default tls app drill
+# Scenario lanes of `make test-redis`: scenarios of a lane run in turn, the
+# lanes side by side (scripts/run-scenarios.sh). One lane: LANES='"default tls app drill"'.
+LANES ?= "default tls" "app drill"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
         bench-redis bench-app wheelhouse test-app-stack smoke clean check-units-systemd247
@@ -34,8 +36,8 @@ lint: venv ## yamllint, ansible-lint (production profile), argument_specs vs def
 	ansible-lint --profile production
 	python3 scripts/check-argument-specs.py
 
-test-redis: deps venv images wheelhouse ## Molecule scenarios (Redis role, and the full app stack)
-	for s in $(SCENARIOS); do molecule test -s $$s; done
+test-redis: deps venv images wheelhouse ## Molecule scenarios in two lanes side by side (LANES)
+	scripts/run-scenarios.sh $(LANES)
 
 test-app: deps ## django_app: ruff + pytest against a real redis-server and Celery worker
 	django_app/scripts/test.sh
