@@ -1,7 +1,6 @@
 """HTTP from a test host (hosts have no curl: the host's python3 and urllib).
 
-Copied from molecule/app/tests/app_testlib.py so other scenarios (drill) can
-call the deployed API the same way.
+Shared by the scenarios that call the deployed API (app, drill).
 """
 
 from __future__ import annotations

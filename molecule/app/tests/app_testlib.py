@@ -6,7 +6,6 @@ Hosts have no curl: requests go through the host's python3 (urllib).
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from collections.abc import Callable
@@ -24,24 +23,9 @@ PASSWORDS: dict[str, str] = GROUP_VARS["all"]["redisops_redis_passwords"]
 APP_ENV: dict[str, str] = GROUP_VARS["app"]["django_app_env"]
 ACL_USERS = yaml.safe_load((REPO / "django_app" / "acl_users.yml").read_text())["users"]
 
-# Production settings redirect plain HTTP to HTTPS except for the probes; the
-# proxy that ends TLS says so with this header (the app trusts one proxy).
-HTTPS = {"X-Forwarded-Proto": "https"}
-
-_HTTP = r"""
-import json, sys, urllib.request, urllib.error
-req = json.loads(sys.argv[1])
-data = None if req["body"] is None else json.dumps(req["body"]).encode()
-r = urllib.request.Request(req["url"], data=data, method=req["method"], headers=req["headers"])
-if data is not None:
-    r.add_header("Content-Type", "application/json")
-try:
-    resp = urllib.request.urlopen(r, timeout=req["timeout"])
-except urllib.error.HTTPError as e:
-    resp = e
-body = resp.read().decode()
-print(json.dumps({"status": resp.status, "headers": dict(resp.headers), "body": body}))
-"""
+# One way to call the deployed API for every scenario (molecule/shared, on
+# sys.path through conftest.py).
+from app_http import HTTPS, http  # noqa: F401 - re-exported for the tests
 
 
 def hosts_in_group(group: str) -> list[str]:
@@ -66,20 +50,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, interval: float = 0.
                 return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
-
-
-def http(host, method: str, url: str, body: Any = None, headers: dict | None = None,
-         timeout: float = 10) -> dict[str, Any]:
-    """One HTTP request made on `host`; returns status, headers and body (JSON if it is)."""
-    req = {"method": method, "url": url, "body": body, "headers": headers or {}, "timeout": timeout}
-    r = host.run(f"python3 -c {shlex.quote(_HTTP)} {shlex.quote(json.dumps(req))}")
-    assert r.rc == 0, r.stderr
-    out = json.loads(r.stdout)
-    try:
-        out["json"] = json.loads(out["body"])
-    except ValueError:
-        out["json"] = None
-    return out
 
 
 def redis_admin(redis_host, *args: str) -> str:
