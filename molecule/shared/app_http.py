@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+_GUNICORN_DEFAULTS = Path(__file__).resolve().parents[2] / "roles/gunicorn/defaults/main.yml"
 
 # Production settings redirect plain HTTP to HTTPS except for the probes; the
 # proxy that ends TLS says so with this header (the app trusts one proxy).
@@ -41,3 +46,10 @@ def http(host, method: str, url: str, body: Any = None, headers: dict | None = N
     except ValueError:
         out["json"] = None
     return out
+
+
+def api_url(host_name: str) -> str:
+    """The API as other hosts reach it: the gunicorn role's default socket on
+    host_name (the one place that port is set)."""
+    listen = yaml.safe_load(_GUNICORN_DEFAULTS.read_text())["gunicorn_listen"][0]
+    return f"http://{host_name}:{str(listen).rsplit(':', 1)[-1]}"

@@ -114,10 +114,14 @@ def get_host(name: str):
     return testinfra.get_host(f"podman://{name}")
 
 
-def host_fixtures(scenario: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+def host_fixtures(
+    scenario: dict[str, Any], client_group: str = "redis_clients"
+) -> tuple[Any, Any, Any, Any]:
     """The session fixtures every Redis scenario has, for its conftest:
 
     server, client, server_ip, remote = host_fixtures(SCENARIO)
+
+    server: the first host of redis_servers; client: the first of client_group.
     """
     port = scenario["provisioner"]["inventory"]["group_vars"]["redis_servers"].get(
         "redis_server_port", 6379
@@ -129,7 +133,7 @@ def host_fixtures(scenario: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
 
     @pytest.fixture(scope="session")
     def client():
-        return get_host(hosts_in_group(scenario, "redis_clients")[0])
+        return get_host(hosts_in_group(scenario, client_group)[0])
 
     @pytest.fixture(scope="session")
     def server_ip(server) -> str:

@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from app_http import api_url
 from app_testlib import get_host, hosts_in_group
 
 
@@ -31,4 +32,4 @@ def worker():
 @pytest.fixture(scope="session")
 def base_url() -> str:
     """The API as other hosts reach it: gunicorn's socket on the web host."""
-    return f"http://{hosts_in_group('app_web')[0]}:8000"
+    return api_url(hosts_in_group("app_web")[0])

@@ -14,18 +14,12 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(SCENARIO_DIR.parent / "shared"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from redis_testlib import (
-    REPO,
-    RedisCli,
-    get_host,
-    host_address,
-    hosts_in_group,
-    load_scenario,
-)
+from app_http import api_url
+from redis_testlib import REPO, get_host, host_fixtures, hosts_in_group, load_scenario
 
 SCENARIO = load_scenario(SCENARIO_DIR)
 GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]
-REDIS_VARS = GROUP_VARS["redis_servers"]
+PORT = GROUP_VARS["redis_servers"].get("redis_server_port", 6379)
 PASSWORDS: dict[str, str] = GROUP_VARS["all"]["redisops_redis_passwords"]
 # The app's ACL users as redis_server gets them (name -> password), derived
 # like playbooks/templates/redis_acl_users.yml.j2 does.
@@ -35,12 +29,10 @@ USERS = {
 }
 SERVER, NEW_SERVER = hosts_in_group(SCENARIO, "redis_servers")
 APP_HOST = hosts_in_group(SCENARIO, "app")[0]
-PORT = REDIS_VARS.get("redis_server_port", 6379)
 
 
-@pytest.fixture(scope="session")
-def server():
-    return get_host(SERVER)
+# The app host is also the client host of the Redis drills.
+server, client, server_ip, remote = host_fixtures(SCENARIO, client_group="app")
 
 
 @pytest.fixture(scope="session")
@@ -54,22 +46,6 @@ def app_host():
 
 
 @pytest.fixture(scope="session")
-def client(app_host):
-    return app_host
-
-
-@pytest.fixture(scope="session")
-def server_ip(server) -> str:
-    return host_address(server)
-
-
-@pytest.fixture(scope="session")
-def remote(client, server_ip) -> RedisCli:
-    """redis-cli on the app host, aimed at the Redis server over the network."""
-    return RedisCli(client, server_ip, PORT)
-
-
-@pytest.fixture(scope="session")
 def users() -> dict:
     return USERS
 
@@ -77,4 +53,4 @@ def users() -> dict:
 @pytest.fixture(scope="session")
 def base_url() -> str:
     """The API as other hosts reach it: gunicorn's socket on the app host."""
-    return f"http://{APP_HOST}:8000"
+    return api_url(APP_HOST)
