@@ -13,7 +13,7 @@ MATRIX ?= debian11 debian12 debian13
 LANES ?= "default tls" "app drill"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
-        bench-redis bench-app wheelhouse test-app-stack smoke clean check-units-systemd247
+        bench-redis bench-app acl-export wheelhouse test-app-stack smoke clean check-units-systemd247
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -35,6 +35,7 @@ lint: venv ## yamllint, ansible-lint (production profile), argument_specs vs def
 	yamllint --strict .
 	ansible-lint --profile production
 	python3 scripts/check-argument-specs.py
+	python3 scripts/check-units.py
 
 test-redis: deps venv images wheelhouse ## Molecule scenarios in two lanes side by side (LANES)
 	scripts/run-scenarios.sh $(LANES)
@@ -79,11 +80,11 @@ check-units-systemd247: deps ## systemd-analyze verify the app units of UNIT_HOS
 	for h in $(UNIT_HOSTS); do \
 	  podman exec "$$h" sh -c 'cd /etc/systemd/system && tar -cf - redisops-*' | tar -C "$$dir" -xf -; \
 	done; \
-	units=$$(cd "$$dir" && ls | sed 's/@\.service$$/@check.service/'); \
+	units=$$(cd "$$dir" && ls -d *.service *.socket | sed 's/@\.service$$/@check.service/'); \
 	echo "checking:" $$units; \
 	out=$$(podman run --rm --runtime=runc --cgroup-manager=cgroupfs \
 	  --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 -v "$$dir":/units:ro \
-	  localhost/debian11-systemd:latest sh -c 'cp /units/* /etc/systemd/system/ && \
+	  localhost/debian11-systemd:latest sh -c 'cp -r /units/* /etc/systemd/system/ && \
 	    cd /etc/systemd/system && systemctl --version | head -1 && \
 	    SYSTEMD_LOG_COLOR=0 systemd-analyze verify "$$@" 2>&1 || true' sh $$units); \
 	echo "$$out"; \
@@ -94,6 +95,9 @@ demo-down: venv ## Remove the demo's local hosts and network
 
 bench-redis: deps venv images ## redis-benchmark: hardened vs stock, TLS vs plain
 	scripts/bench-redis.sh
+
+acl-export: ## Regenerate the app's Redis ACL users for Ansible from django_app/redisops/redis_acl.py
+	cd django_app && python3 -m redisops.redis_acl > ../playbooks/group_vars/all/app_redis_acl.yml
 
 wheelhouse: ## Build the app and its dependencies as wheels for offline hosts
 	django_app/scripts/wheelhouse.sh

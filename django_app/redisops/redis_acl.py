@@ -1,10 +1,12 @@
 """The one declaration of the Redis ACL users this app needs.
 
 Every key prefix and channel pattern the code uses comes from the constants
-below, and each ACL user may touch only its own. ``django_app/acl_users.yml``
-is generated from this module (``python -m redisops.redis_acl > acl_users.yml``)
-for the Ansible side; a test fails when the two differ, and the test Redis
-runs with exactly these users, so a missing permission fails the test suite.
+below, and each ACL user may touch only its own. Its export for Ansible,
+``playbooks/group_vars/all/app_redis_acl.yml``, is generated from this module
+(``make acl-export``); a test fails when the two differ. The playbooks give it
+to the redis_server role (one ACL user each, with the vault's password) and to
+the django_app role (one URL each). The test Redis runs with exactly these
+users, so a missing permission fails the test suite.
 
 Rules are rendered per server version: channel rules (``&pattern``) exist from
 Redis 6.2 on; on 6.0 every user may use every channel.
@@ -35,7 +37,10 @@ BROKER_PSUBSCRIBE_PATTERNS = (
 PUBSUB_CHANNEL_PREFIX = f"{APP_PREFIX}events:"
 PUBSUB_PATTERN = f"{PUBSUB_CHANNEL_PREFIX}*"
 
-# Commands no app user gets, whatever its categories grant.
+# Appended after the commands of a user with deny_dangerous: no rule can grant
+# these by accident. In production the redis_server role appends its
+# redis_server_acl_denied_commands instead, whose default adds single commands
+# that are all in these two categories already.
 DENIED_EVERYWHERE = (
     "-@dangerous",  # FLUSHALL FLUSHDB KEYS CONFIG DEBUG SHUTDOWN ACL MONITOR ...
     "-@admin",
@@ -52,14 +57,20 @@ class AclUser:
     keys: tuple[str, ...]  # key patterns (~pattern)
     channels: tuple[str, ...]  # Pub/Sub channel patterns (&pattern, Redis >= 6.2)
     commands: tuple[str, ...]  # command rules, applied in order after -@all
-    read_only_keys: bool = False  # informational: commands only read
+    # True: DENIED_EVERYWHERE follows the commands. False only for a user
+    # whose commands are single read-only commands that sit in @dangerous
+    # (INFO, SLOWLOG): it gets exactly those.
+    deny_dangerous: bool = True
 
     def rule(self, redis_version: tuple[int, int] = (7, 0)) -> str:
-        """The ACL SETUSER rule text (without 'on' and the password)."""
+        """The ACL SETUSER rule text (without 'on' and the password), as the
+        test Redis gets it; the redis_server role renders the same fields."""
         parts = ["resetkeys", *(f"~{k}" for k in self.keys)]
         if redis_version >= (6, 2):
             parts += ["resetchannels", *(f"&{c}" for c in self.channels)]
         parts += ["-@all", *self.commands]
+        if self.deny_dangerous:
+            parts += DENIED_EVERYWHERE
         return " ".join(parts)
 
 
@@ -93,7 +104,6 @@ USERS: tuple[AclUser, ...] = (
             "+evalsha",
             "+script|load",
             *_NO_KEY_DISCOVERY,
-            *DENIED_EVERYWHERE,
         ),
     ),
     AclUser(
@@ -103,7 +113,7 @@ USERS: tuple[AclUser, ...] = (
         "the result consumer subscribes to.",
         keys=(f"{RESULTS_PREFIX}*",),
         channels=(f"{RESULTS_PREFIX}*",),
-        commands=(*_DATA_COMMANDS, "+@pubsub", *_NO_KEY_DISCOVERY, *DENIED_EVERYWHERE),
+        commands=(*_DATA_COMMANDS, "+@pubsub", *_NO_KEY_DISCOVERY),
     ),
     AclUser(
         name="app_cache",
@@ -113,7 +123,7 @@ USERS: tuple[AclUser, ...] = (
         keys=(f"{CACHE_PREFIX}:*",),
         channels=(),
         # django-redis runs a Lua script for incr()
-        commands=(*_DATA_COMMANDS, "+eval", "+evalsha", *DENIED_EVERYWHERE),
+        commands=(*_DATA_COMMANDS, "+eval", "+evalsha"),
     ),
     AclUser(
         name="app_data",
@@ -133,7 +143,6 @@ USERS: tuple[AclUser, ...] = (
             "+script|exists",
             "+time",
             *_NO_KEY_DISCOVERY,
-            *DENIED_EVERYWHERE,
         ),
     ),
     AclUser(
@@ -161,49 +170,50 @@ USERS: tuple[AclUser, ...] = (
             "+type",
             "+ttl",
         ),
-        read_only_keys=True,
+        deny_dangerous=False,
     ),
 )
 
 USERS_BY_ENV = {u.env: u for u in USERS}
 
 
+# Where the export lives, from the repository root, and the variable it sets.
+EXPORT_PATH = "playbooks/group_vars/all/app_redis_acl.yml"
+EXPORT_VARIABLE = "redisops_app_acl"
+
+
 def as_data() -> dict:
-    """The declaration as plain data (what acl_users.yml holds)."""
+    """The declaration as plain data: what the export holds, per user the
+    fields of a redis_server_acl_users item plus the URL variable (env) and a
+    description."""
     return {
-        "version": 1,
-        "prefixes": {
-            "broker": BROKER_PREFIX,
-            "results": RESULTS_PREFIX,
-            "cache": CACHE_PREFIX,
-            "app": APP_PREFIX,
-        },
-        "pubsub_pattern": PUBSUB_PATTERN,
         "users": [
-            {
-                **{
-                    k: (list(v) if isinstance(v, tuple) else v)
-                    for k, v in asdict(u).items()
-                },
-                "rule": u.rule((7, 0)),
-                "rule_redis60": u.rule((6, 0)),
-            }
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(u).items()}
             for u in USERS
-        ],
+        ]
     }
 
 
 def render_yaml() -> str:
-    """YAML text for acl_users.yml (needs PyYAML, a test/dev dependency)."""
+    """YAML text of the export (needs PyYAML, a test/dev dependency)."""
     import yaml
 
     header = (
         "# Generated from django_app/redisops/redis_acl.py: do not edit.\n"
-        "# Regenerate: python -m redisops.redis_acl > acl_users.yml\n"
-        "# rule: for Redis >= 6.2 (channel rules); rule_redis60: for Redis 6.0.\n"
-        "# Prepend 'on >PASSWORD' (or '#SHA256') when writing ACL SETUSER/aclfile.\n"
+        "# Regenerate: make acl-export. A test in django_app fails while it is stale.\n"
+        "# The app's Redis ACL users, wired to the redis_server and django_app\n"
+        "# roles in playbooks/group_vars/all/wiring.yml.\n"
+        "---\n"
     )
-    body = yaml.safe_dump(as_data(), sort_keys=False, width=1000)
+    class IndentedDumper(yaml.SafeDumper):
+        """Lists indented under their key, as yamllint wants them."""
+
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    body = yaml.dump(
+        {EXPORT_VARIABLE: as_data()}, Dumper=IndentedDumper, sort_keys=False, width=100
+    )
     return header + body
 
 

@@ -24,7 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_scenario(scenario_dir: Path) -> dict[str, Any]:
-    return yaml.safe_load((scenario_dir / "molecule.yml").read_text())
+    """molecule.yml, with provisioner.inventory.group_vars filled from the
+    linked group_vars folder when the scenario links one."""
+    scenario = yaml.safe_load((scenario_dir / "molecule.yml").read_text())
+    inventory = scenario["provisioner"].setdefault("inventory", {})
+    linked = inventory.get("links", {}).get("group_vars")
+    if linked:
+        folder = (scenario_dir / linked).resolve()
+        inventory["group_vars"] = {f.stem: yaml.safe_load(f.read_text()) for f in sorted(folder.glob("*.yml"))}
+    return scenario
 
 
 def hosts_in_group(scenario: dict[str, Any], group: str) -> list[str]:

@@ -13,7 +13,7 @@ from redis.retry import Retry
 from redisops import redis_acl
 from redisops.tests.redis_proc import RedisProcess, password
 
-ACL_FILE = Path(__file__).resolve().parents[2] / "acl_users.yml"
+EXPORT = Path(__file__).resolve().parents[3] / redis_acl.EXPORT_PATH
 
 
 def login(server: RedisProcess, user: str) -> redis.Redis:
@@ -22,12 +22,14 @@ def login(server: RedisProcess, user: str) -> redis.Redis:
     )
 
 
-def test_acl_users_yml_matches_the_python_declaration() -> None:
-    assert ACL_FILE.read_text() == redis_acl.render_yaml(), (
-        "acl_users.yml is stale: python -m redisops.redis_acl > acl_users.yml"
+def test_ansible_export_matches_the_python_declaration() -> None:
+    assert EXPORT.read_text() == redis_acl.render_yaml(), (
+        f"{redis_acl.EXPORT_PATH} is stale: make acl-export"
     )
-    data = yaml.safe_load(ACL_FILE.read_text())
-    assert {u["name"] for u in data["users"]} == {u.name for u in redis_acl.USERS}
+    users = yaml.safe_load(EXPORT.read_text())[redis_acl.EXPORT_VARIABLE]["users"]
+    assert {u["name"] for u in users} == {u.name for u in redis_acl.USERS}
+    # Stated for every user, never guessed from its rules.
+    assert all(isinstance(u["deny_dangerous"], bool) for u in users)
 
 
 def test_every_user_has_its_own_url_variable() -> None:
@@ -45,6 +47,13 @@ def test_redis60_rules_have_no_channel_rules() -> None:
     for user in redis_acl.USERS:
         assert "&" not in user.rule((6, 0))
         assert "resetchannels" in user.rule((7, 0))
+
+
+def test_only_users_without_deny_dangerous_skip_the_deny_list() -> None:
+    for user in redis_acl.USERS:
+        denied = user.rule().endswith(" ".join(redis_acl.DENIED_EVERYWHERE))
+        assert denied == user.deny_dangerous, user.name
+    assert [u.name for u in redis_acl.USERS if not u.deny_dangerous] == ["app_monitor"]
 
 
 def test_default_user_cannot_authenticate(redis_server: RedisProcess) -> None:

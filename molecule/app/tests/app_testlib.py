@@ -17,11 +17,16 @@ import yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1]
 REPO = SCENARIO_DIR.parents[1]
-SCENARIO: dict[str, Any] = yaml.safe_load((SCENARIO_DIR / "molecule.yml").read_text())
+import sys  # noqa: E402
+
+sys.path.insert(0, str(SCENARIO_DIR.parent / "shared"))
+from redis_testlib import load_scenario  # noqa: E402
+
+SCENARIO: dict[str, Any] = load_scenario(SCENARIO_DIR)
 GROUP_VARS: dict[str, Any] = SCENARIO["provisioner"]["inventory"]["group_vars"]
 PASSWORDS: dict[str, str] = GROUP_VARS["all"]["redisops_redis_passwords"]
 APP_ENV: dict[str, str] = GROUP_VARS["app"]["django_app_env"]
-ACL_USERS = yaml.safe_load((REPO / "django_app" / "acl_users.yml").read_text())["users"]
+ACL_USERS = yaml.safe_load((REPO / "playbooks/group_vars/all/app_redis_acl.yml").read_text())["redisops_app_acl"]["users"]
 
 # One way to call the deployed API for every scenario (molecule/shared, on
 # sys.path through conftest.py).

@@ -21,11 +21,13 @@ SCENARIO = load_scenario(SCENARIO_DIR)
 GROUP_VARS = SCENARIO["provisioner"]["inventory"]["group_vars"]
 PORT = GROUP_VARS["redis_servers"].get("redis_server_port", 6379)
 PASSWORDS: dict[str, str] = GROUP_VARS["all"]["redisops_redis_passwords"]
-# The app's ACL users as redis_server gets them (name -> password), derived
-# like playbooks/templates/redis_acl_users.yml.j2 does.
+# The app's ACL users as redis_server gets them (name -> password), as
+# playbooks/group_vars/all/wiring.yml derives them.
 USERS = {
     u["name"]: {"password": PASSWORDS[u["name"]]}
-    for u in yaml.safe_load((REPO / "django_app" / "acl_users.yml").read_text())["users"]
+    for u in yaml.safe_load((REPO / "playbooks/group_vars/all/app_redis_acl.yml").read_text())["redisops_app_acl"][
+        "users"
+    ]
 }
 SERVER, NEW_SERVER = hosts_in_group(SCENARIO, "redis_servers")
 APP_HOST = hosts_in_group(SCENARIO, "app")[0]

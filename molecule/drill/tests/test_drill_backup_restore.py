@@ -25,13 +25,13 @@ def test_restore_refuses_without_a_backup():
 
 
 def test_restore_refuses_a_missing_backup(tmp_path):
-    proc = ops("restore-redis", {"redis_backup": str(tmp_path / "nothing-here")})
+    proc = ops("restore-redis", {"redis_server_backup": str(tmp_path / "nothing-here")})
     assert proc.returncode != 0
     assert "No backup found" in proc.stdout
 
 
 def test_restore_refuses_more_than_one_host(tmp_path):
-    proc = ops("restore-redis", {"redis_backup": str(tmp_path)}, limit=None)
+    proc = ops("restore-redis", {"redis_server_backup": str(tmp_path)}, limit=None)
     assert proc.returncode != 0
     assert "Restore one host at a time" in proc.stdout
 
@@ -41,7 +41,7 @@ def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
     before = fingerprint(server, "app:br:*")
     assert before[0] >= 2004
 
-    out = ops_ok("backup-redis", {"redis_backup_root": str(tmp_path)})
+    out = ops_ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
     backup = _only_backup(tmp_path)
     assert str(backup) in out  # the playbook prints where the backup is
     manifest = json.loads((backup / "manifest.json").read_text())
@@ -51,7 +51,7 @@ def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
     assert admin(server, "FLUSHALL") == "OK"
     assert fingerprint(server, "app:br:*")[0] == 0
 
-    out = ops_ok("restore-redis", {"redis_backup": str(backup)})
+    out = ops_ok("restore-redis", {"redis_server_backup": str(backup)})
     after = fingerprint(server, "app:br:*")
     print(f"restore: {before[0]} keys before, {after[0]} after; sha1 {before[1]} / {after[1]}")
     assert after == before
@@ -60,7 +60,7 @@ def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
     # AOF is on again and the data came back from it after the restart.
     assert admin(server, "CONFIG", "GET", "appendonly").splitlines()[-1] == "yes"
     assert "loaded after a restart" in out
-    assert not server.file("/run/systemd/system/redis-server.service.d/zz-ops-restore.conf").exists
+    assert not server.file("/run/systemd/system/redis-server.service.d/zz-restore.conf").exists
 
 
 def test_backup_on_one_host_restores_every_key_on_a_new_host(server, new_server, client, users, tmp_path):
@@ -70,12 +70,12 @@ def test_backup_on_one_host_restores_every_key_on_a_new_host(server, new_server,
     seeded = fingerprint(server, "app:move:*")
     assert key_count(new_server) == 0
 
-    ops_ok("backup-redis", {"redis_backup_root": str(tmp_path)})
+    ops_ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
     backup = _only_backup(tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     assert manifest["host"] == SERVER
 
-    out = ops_ok("restore-redis", {"redis_backup": str(backup)}, limit=NEW_SERVER)
+    out = ops_ok("restore-redis", {"redis_server_backup": str(backup)}, limit=NEW_SERVER)
     assert f"restored {NEW_SERVER} from {backup} (taken on {SERVER})" in out
     restored = key_count(new_server)
     print(f"new host: {restored} keys restored, {manifest['rdb_keys']} in the backup "
