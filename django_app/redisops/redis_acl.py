@@ -205,6 +205,7 @@ def render_yaml() -> str:
         "# roles in playbooks/group_vars/all/wiring.yml.\n"
         "---\n"
     )
+
     class IndentedDumper(yaml.SafeDumper):
         """Lists indented under their key, as yamllint wants them."""
 
