@@ -39,11 +39,13 @@ LINT_VENV := $(if $(wildcard $(VENV)/bin/python)$(filter-out $(words $(LINT_TOOL
 	$(shell command -v $(LINT_TOOLS) 2>/dev/null))),venv)
 # ruff (ruff.toml): every Python file outside django_app/, which has its own
 # config and run (make test-app). Both ruff runs report before lint fails.
-lint: $(LINT_VENV) ## yamllint, ansible-lint, argument specs, shellcheck, ruff (outside django_app/)
+lint: $(LINT_VENV) ## yamllint, ansible-lint, argument specs, shellcheck, named proofs exist, ruff (outside django_app/)
 	yamllint --strict .
 	ansible-lint --profile production
 	python3 scripts/check-argument-specs.py
 	scripts/lint-shell.sh
+	python3 scripts/check-proofs.py
+	python3 -m pytest -q -p no:cacheprovider scripts/tests
 	rc=0; ruff check . || rc=1; ruff format --check . || rc=1; exit $$rc
 
 test-redis: deps venv images wheelhouse ## Molecule scenarios in two lanes side by side (LANES)
