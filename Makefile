@@ -31,11 +31,23 @@ venv: $(VENV)/.stamp ## Make the pinned tool venv (ansible, molecule, linters)
 images: deps ## Build the local systemd host images (cached)
 	@scripts/build-images.sh $(IMAGE) debian13
 
-lint: venv ## yamllint, ansible-lint (production profile), argument_specs vs defaults
+# The lint tools come from this checkout's .venv, made on first use. A checkout
+# without a .venv whose PATH already has every tool (a git worktree sharing
+# another checkout's venv: PATH=/path/.venv/bin:$PATH make lint) uses those.
+LINT_TOOLS := yamllint ansible-lint ruff pytest
+LINT_VENV := $(if $(wildcard $(VENV)/bin/python)$(filter-out $(words $(LINT_TOOLS)),$(words \
+	$(shell command -v $(LINT_TOOLS) 2>/dev/null))),venv)
+# ruff (ruff.toml): every Python file outside django_app/, which has its own
+# config and run (make test-app). Both ruff runs report before lint fails.
+lint: $(LINT_VENV) ## yamllint, ansible-lint, argument specs, units, shellcheck, named proofs exist, ruff (outside django_app/)
 	yamllint --strict .
 	ansible-lint --profile production
 	python3 scripts/check-argument-specs.py
 	python3 scripts/check-units.py
+	scripts/lint-shell.sh
+	python3 scripts/check-proofs.py
+	python3 -m pytest -q -p no:cacheprovider scripts/tests
+	rc=0; ruff check . || rc=1; ruff format --check . || rc=1; exit $$rc
 
 test-redis: deps venv images wheelhouse ## Molecule scenarios in two lanes side by side (LANES)
 	scripts/run-scenarios.sh $(LANES)

@@ -60,7 +60,7 @@ for tool in podman ansible-playbook python3; do
   command -v "$tool" >/dev/null || die "$tool not found (run: make deps venv)"
 done
 [ -f "$INV" ] || die "missing $INV"
-BENCH_PW=$("$ROOT/.venv/bin/python" - "$INV" <<'PY'
+BENCH_PW=$(python3 - "$INV" <<'PY'
 import sys, yaml
 inv = yaml.safe_load(open(sys.argv[1]))
 users = inv["all"]["children"]["redis_servers"]["vars"]["redis_server_acl_users"]
@@ -274,127 +274,21 @@ set_aof yes
 if [ "$TLS" = 1 ]; then rounds "plain vs TLS:" plain tls; fi
 
 # ── Report ────────────────────────────────────────────────────────────────────
-# results.csv: variant,round,test,requests_per_second,server_cpu_us_per_request
-median() { # VARIANT TEST COLUMN
-  grep "^$1,[0-9]*,$2," "$RESULTS" | cut -d, -f"$3" | sort -g |
-    awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-# table COLUMN BASE VARIANT...: per test the medians and each variant's ratio to BASE,
-# in throughput terms (>1 = faster than BASE): rps variant/base, CPU base/variant.
-# Sets GEO[i] (geomean ratio of the i-th variant) and BELOW (tests where the first is < TARGET).
-table() {
-  local col=$1 base=$2 t b m r i dec=2
-  shift 2
-  local -a vs=("$@") lsum
-  if [ "$col" = 4 ]; then dec=0; fi
-  printf '%-7s %12s' test "$base"
-  for v in "${vs[@]}"; do printf ' %15s %7s' "$v" ratio; done
-  echo
-  BELOW=()
-  for ((i = 0; i < ${#vs[@]}; i++)); do lsum[i]=0; done
-  for t in "${TEST_NAMES[@]}"; do
-    b=$(median "$base" "$t" "$col")
-    printf "%-7s %12.${dec}f" "$t" "$b"
-    for ((i = 0; i < ${#vs[@]}; i++)); do
-      m=$(median "${vs[i]}" "$t" "$col")
-      r=$(awk -v m="$m" -v b="$b" -v c="$col" 'BEGIN { printf "%.3f", (c == 4 ? m / b : b / m) }')
-      printf " %15.${dec}f %7s" "$m" "$r"
-      lsum[i]=$(awk -v a="${lsum[i]}" -v x="$r" 'BEGIN { print a + log(x) }')
-      if [ "$i" = 0 ] && awk -v x="$r" -v t="$TARGET" 'BEGIN { exit !(x < t) }'; then BELOW+=("$t $r"); fi
-    done
-    echo
-  done
-  printf '%-7s %12s' geomean ""
-  GEO=()
-  for ((i = 0; i < ${#vs[@]}; i++)); do
-    GEO[i]=$(awk -v a="${lsum[i]}" -v n="${#TEST_NAMES[@]}" 'BEGIN { printf "%.3f", exp(a / n) }')
-    printf ' %15s %7s' "" "${GEO[i]}"
-  done
-  echo
-}
-# Largest run-to-run spread (max/min - 1) of one variant/test, in requests/s.
-spread() {
-  local re
-  re=$(IFS='|'; echo "$*")
-  grep -E "^($re)," "$RESULTS" | awk -F, '{ k = $1 "," $3; if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if ($4 > hi[k]) hi[k] = $4 }
-    END { m = 0; for (k in lo) { s = hi[k] / lo[k] - 1; if (s > m) { m = s; w = k } } printf "%.0f%% (%s)", m * 100, w }'
-}
-# round_ratios A B: per round, the geometric mean over the tests of A/B in requests/s.
-round_ratios() {
-  awk -F, -v a="$1" -v b="$2" '$1 == a { x[$2 "," $3] = $4 } $1 == b { y[$2 "," $3] = $4 }
-    END { for (k in x) if (k in y) { split(k, p, ","); s[p[1]] += log(x[k] / y[k]); n[p[1]]++ }
-          for (r = 1; r in n; r++) printf "%s%.2f", (r > 1 ? " " : ""), exp(s[r] / n[r]) }' "$RESULTS"
-}
-below() { awk -v t="$TARGET" '{ for (i = 1; i <= NF; i++) n += ($i < t) } END { print n + 0 }' <<<"$1"; }
-raw() { # VARIANT...: requests/s of every run, in round order
-  local t v
-  echo "requests/s of every run, rounds 1..$ROUNDS:"
-  for t in "${TEST_NAMES[@]}"; do
-    for v in "$@"; do
-      printf '  %-6s %-15s' "$t" "$v"
-      grep "^$v,[0-9]*,$t," "$RESULTS" | sort -t, -k2,2n | cut -d, -f4 | xargs printf ' %7.0f'
-      echo
-    done
-  done
+# results.csv: variant,round,test,requests_per_second,server_cpu_us_per_request.
+# Medians, ratios, geomeans, spreads and verdicts: scripts/bench-redis-stats.py.
+stats() { # REPORT
+  python3 "$ROOT/scripts/bench-redis-stats.py" "$RESULTS" "$1" --rounds "$ROUNDS" --target "$TARGET" \
+    --tests "$(IFS=,; echo "${TEST_NAMES[*]}")" || die "cannot compute the $1 report from $RESULTS"
 }
 
 echo
-echo "requests/s (median of $ROUNDS; ratio = variant / stock):"
-table 4 stock hardened hardened-noaof
-missed=("${BELOW[@]}") gm=${GEO[0]}
-echo
-echo "server CPU us per request (median; ratio = stock / variant, so in throughput terms too):"
-table 5 stock hardened hardened-noaof
-cpu_below=("${BELOW[@]}") cgm=${GEO[0]} cgmn=${GEO[1]}
-echo
-echo "hardened-noaof is the hardened process with AOF switched off live: its ratio is what ACL"
-echo "auth/checks and the rest of the role's config cost; the gap to the hardened ratio is AOF."
-echo
-raw stock hardened hardened-noaof
-echo "largest run-to-run spread of one variant/test: $(spread stock hardened hardened-noaof)"
-rr=$(round_ratios hardened stock) rn=$(round_ratios hardened-noaof stock)
-nb=$(below "$rr")
-echo "requests/s ratio per round (geomean over the tests of runs seconds apart):"
-echo "  hardened/stock:       $rr   (below $TARGET in $nb/$ROUNDS rounds)"
-echo "  hardened-noaof/stock: $rn   (below $TARGET in $(below "$rn")/$ROUNDS rounds)"
-echo
-# verdict METRIC GEOMEAN BELOW...: one line against the target.
-verdict() {
-  local what=$1 geo=$2
-  shift 2
-  if [ $# -eq 0 ]; then
-    echo "VERDICT ($what): hardened >= $TARGET x stock: MET on every test (geomean $geo)"
-  else
-    echo "VERDICT ($what): hardened >= $TARGET x stock: MISSED on $#/${#TEST_NAMES[@]} tests ($*; geomean $geo)"
-  fi
-}
-lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
-verdict "requests/s, the issue's metric" "$gm" "${missed[@]}"
-verdict "server CPU per request, robust to host load" "$cgm" "${cpu_below[@]}"
-if lt "$cgm" "$TARGET" && ! lt "$cgmn" "$TARGET"; then
-  echo "Where the cost is: AOF (appendfsync everysec). With AOF off the same hardened process is at"
-  echo "  $cgmn x stock by CPU per request: ACL checks and the rest of the role's config are within target."
-elif lt "$cgmn" "$TARGET"; then
-  echo "Where the cost is: not only AOF; with AOF off the hardened process is still at $cgmn x stock"
-  echo "  by CPU per request (ACL checks, maxmemory, ...)."
-fi
-if [ "$nb" -gt 0 ] && [ "$nb" -lt "$ROUNDS" ]; then
-  echo "NOTE: the rounds disagree on requests/s: run-to-run noise on this host is about as large as"
-  echo "      the 5% margin. Trust the CPU figures more, or re-run on an idle host / with ROUNDS=9."
-fi
-
+stats hardened-vs-stock
 if [ "$TLS" = 1 ]; then
   echo
   echo "=== plain vs TLS: one stock process (same data, same config), plain port $PLAIN_PORT vs TLS port $TLS_PORT ==="
   echo "Each of the $CLIENTS connections does one TLS handshake per test, then $((N / CLIENTS)) requests: mostly the"
   echo "per-request (record encryption) cost; with small N the handshakes weigh more."
-  echo "requests/s (median of $ROUNDS; ratio = tls / plain):"
-  table 4 plain tls
-  echo "server CPU us per request (median; ratio = plain / tls):"
-  table 5 plain tls
-  raw plain tls
-  echo "largest run-to-run spread of one variant/test: $(spread plain tls)"
-  echo "(no target for TLS; informational)"
+  stats plain-vs-tls
 else
   echo
   echo "plain vs TLS: skipped, the redis-benchmark of Redis $REDIS_VERSION ($IMAGE) has no --tls"

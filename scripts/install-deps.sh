@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the controller's system packages (Debian/Ubuntu, as root): podman with
 # runc for the local systemd test hosts, debootstrap to build their images,
-# redis-server for the app's tests and the benchmarks. A no-op when present.
+# redis-server for the app's tests and the benchmarks, shellcheck for make lint.
+# A no-op when present.
 set -euo pipefail
-PACKAGES=(podman runc debootstrap redis-server redis-tools python3-venv make)
+PACKAGES=(podman runc debootstrap redis-server redis-tools python3-venv make shellcheck)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -8,7 +8,7 @@
 # whole when it ends (never interleaved); all are kept in build/logs/.
 # Exits non-zero if any scenario failed; the others still run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
 logs=build/logs
 mkdir -p "$logs"
 
