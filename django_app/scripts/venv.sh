@@ -41,5 +41,5 @@ fi
 echo "venv.sh: installing redisops-app and test/bench dependencies into $VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pip==$PIP_VERSION"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    --constraint "$APP_DIR/constraints.txt" --editable "$APP_DIR[test,bench]"
+    --constraint "$APP_DIR/constraints.txt" --editable "${APP_DIR}[test,bench]"
 echo "$want" >"$STAMP"
