@@ -162,6 +162,12 @@ def uid() -> str:
 
 
 @pytest.fixture
+def stream(uid: str) -> str:
+    """A stream of this test's own (the app_data user may use app:*)."""
+    return f"app:stream:test-{uid}"
+
+
+@pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """Start subprocesses; all are stopped (TERM, then KILL) after the test."""
     procs: list[Proc] = []

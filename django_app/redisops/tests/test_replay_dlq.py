@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from io import StringIO
 
 import pytest
@@ -10,13 +9,9 @@ import redis
 from django.core.management import CommandError, call_command
 
 from redisops import streams
+from redisops.streams.demo_failures import outage_key
 from redisops.tests.conftest import wait_for
-from redisops.tests.test_streams import consumer, effects, run_in_thread
-
-
-@pytest.fixture
-def stream(uid: str) -> str:
-    return f"app:stream:test-dlq-{uid}"
+from redisops.tests.stream_helpers import consumer, effects, run_in_thread
 
 
 @pytest.fixture
@@ -24,7 +19,7 @@ def dependency(r: redis.Redis, uid: str):
     """A simulated downstream outage, cleared at the end in any case."""
     name = f"payments-{uid}"
     yield name
-    r.delete(streams.outage_key(name))
+    r.delete(outage_key(name))
 
 
 def replay(stream: str, *args: str) -> str:
@@ -49,7 +44,7 @@ def dead_letter_all(r: redis.Redis, stream: str, fields: list[dict[str, str]]) -
 def test_entry_failed_during_an_outage_succeeds_on_replay(
     r: redis.Redis, stream: str, dependency: str
 ) -> None:
-    r.set(streams.outage_key(dependency), "1")
+    r.set(outage_key(dependency), "1")
     [original] = dead_letter_all(r, stream, [{"depends_on": dependency, "n": "7"}])
     [(_, dead)] = r.xrange(streams.dlq_name(stream))
     assert dead["dlq_source_id"] == original
@@ -63,7 +58,7 @@ def test_entry_failed_during_an_outage_succeeds_on_replay(
     assert "dry run, would move 1 entries" in out
     assert r.xlen(streams.dlq_name(stream)) == 1
 
-    r.delete(streams.outage_key(dependency))  # the on-call's fix
+    r.delete(outage_key(dependency))  # the on-call's fix
     out = replay(stream)
     assert f"moved 1 entries from {streams.dlq_name(stream)}" in out
     assert "0 left" in out
@@ -107,56 +102,6 @@ def test_max_moves_the_oldest_first(r: redis.Redis, stream: str) -> None:
     assert "3 left" in out
     assert [f["n"] for _, f in r.xrange(stream)] == ["0", "1"]
     assert [f["n"] for _, f in r.xrange(dlq)] == ["2", "3", "4"]
-
-
-def test_concurrent_runs_move_each_entry_once(r: redis.Redis, stream: str) -> None:
-    """Two replays racing over the same 300 entries: every entry lands in the
-    stream exactly once (the script skips ids the other run already moved)."""
-    dlq = streams.dlq_name(stream)
-    with r.pipeline(transaction=False) as pipe:
-        for i in range(300):
-            pipe.xadd(dlq, {"n": str(i), "dlq_reason": "X()"})
-        pipe.execute()
-    results: list[streams.ReplayResult] = []
-
-    def run() -> None:
-        results.append(
-            streams.replay_dead_letters(r.client(), stream, maxlen=10_000, batch=7)
-        )
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sorted(int(f["n"]) for _, f in r.xrange(stream)) == list(range(300))
-    assert sum(len(res.moved) for res in results) == 300
-    assert r.xlen(dlq) == 0
-
-
-def test_entries_dead_lettered_during_the_run_wait_for_the_next(
-    r: redis.Redis, stream: str
-) -> None:
-    """A run moves what the DLQ held at its start: an entry failing again
-    while it runs can't make it loop."""
-    dlq = streams.dlq_name(stream)
-    with r.pipeline(transaction=False) as pipe:
-        for i in range(200):
-            pipe.xadd(dlq, {"n": str(i)})
-        pipe.execute()
-    late: list[str] = []
-
-    def add_late() -> None:
-        wait_for(lambda: r.xlen(stream) > 0, what="the replay's first move")
-        late.extend(r.xadd(dlq, {"n": f"late{i}"}) for i in range(20))
-
-    adder = threading.Thread(target=add_late)
-    adder.start()
-    result = streams.replay_dead_letters(r.client(), stream, maxlen=10_000, batch=1)
-    adder.join(10)
-    assert len(result.moved) == 200
-    assert [entry_id for entry_id, _ in r.xrange(dlq)] == late
-    assert not any(f["n"].startswith("late") for _, f in r.xrange(stream))
 
 
 def test_empty_dead_letter_stream_moves_nothing(r: redis.Redis, stream: str) -> None:

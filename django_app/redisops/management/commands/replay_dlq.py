@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from redisops import streams
 from redisops.clients import app_redis
+from redisops.streams.demo_failures import outage_key
 
 
 def positive(text: str) -> int:
@@ -73,14 +74,15 @@ class Command(BaseCommand):
                 limit=opts["max"],
                 batch=opts["batch"],
                 dry_run=opts["dry_run"],
+                count_field="depends_on",
             )
         except (ValueError, redis.RedisError) as exc:
             raise CommandError(f"replay_dlq: {type(exc).__name__}: {exc}") from None
         for reason, count in sorted(result.reasons.items()):
             self.stdout.write(f"reason     {count:6d}  {reason}")
-        for name, count in sorted(result.dependencies.items()):
-            down = client.exists(streams.outage_key(name))
-            state = f"still DOWN ({streams.outage_key(name)} set)" if down else "up"
+        for name, count in sorted(result.field_counts.items()):
+            down = client.exists(outage_key(name))
+            state = f"still DOWN ({outage_key(name)} set)" if down else "up"
             self.stdout.write(f"depends_on {count:6d}  {name}: {state}")
         for dlq_id, new_id in result.moved:
             self.stdout.write(f"moved      {dlq_id} -> {stream} {new_id}")
