@@ -232,6 +232,10 @@ APP_STREAM_MAXLEN = env_int("APP_STREAM_MAXLEN", 10_000)
 APP_STREAM_MAX_DELIVERIES = env_int("APP_STREAM_MAX_DELIVERIES", 5)
 # Pending entries idle this long are claimed from their (dead) consumer.
 APP_STREAM_CLAIM_IDLE_MS = env_int("APP_STREAM_CLAIM_IDLE_MS", 60_000)
+# Demos and drills only: stream_consumer fails entries on purpose (work_ms,
+# poison, depends_on + app:outage:<name>; redisops/streams/demo_failures.py)
+# and replay_dlq reports those outages. Never in production.
+APP_STREAM_DEMO_FAILURES = env_bool("APP_STREAM_DEMO_FAILURES", False)
 APP_PUBSUB_RECORD_STREAM = f"{redis_acl.APP_PREFIX}pubsub:received"
 # Fleet-wide limit of redisops.tasks.notify (Celery's rate_limit is per worker).
 APP_NOTIFY_RATE = (

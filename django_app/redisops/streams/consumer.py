@@ -36,7 +36,6 @@ import redis
 
 from . import acks
 from .claiming import Claimer, Entry, claimer_for
-from .demo_failures import demo_handler
 from .keys import dlq_name, progress_key
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ class StreamConsumer:
         group: str,
         consumer: str,
         *,
-        handler: Handler | None = None,
+        handler: Handler = apply_entry,
         max_deliveries: int = 5,
         claim_idle_ms: int = 60_000,
         block_ms: int = 2_000,
@@ -107,8 +106,7 @@ class StreamConsumer:
         self.stream = stream
         self.group = group
         self.consumer = consumer
-        # Until APP_STREAM_DEMO_FAILURES: the demo rules stay the default.
-        self.handler = handler or demo_handler
+        self.handler = handler
         self.max_deliveries = max_deliveries
         self.claim_idle_ms = claim_idle_ms
         self.block_ms = block_ms

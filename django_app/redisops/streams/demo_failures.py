@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .consumer import StreamConsumer
 
 MAX_WORK_MS = 10_000
+DEPENDS_ON = "depends_on"
 OUTAGE_PREFIX = f"{APP_PREFIX}outage:"
 
 
@@ -47,7 +48,7 @@ def demo_handler(
     """Fail a poison entry, or one whose dependency is down; take ``work_ms``."""
     if "poison" in fields:
         raise PoisonEntryError(f"poison entry {entry_id}")
-    dependency = fields.get("depends_on")
+    dependency = fields.get(DEPENDS_ON)
     if dependency and consumer.client.exists(outage_key(dependency)):
         raise DependencyDownError(f"{dependency} is down ({outage_key(dependency)})")
     work_ms = fields.get("work_ms", "0")

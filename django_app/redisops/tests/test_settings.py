@@ -130,3 +130,26 @@ def test_production_hsts_defaults_are_not_binding() -> None:
     }
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=opted_in)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "False"), ("true", "True"), ("0", "False")]
+)
+def test_demo_failure_rules_are_off_unless_enabled(
+    value: str | None, expected: str
+) -> None:
+    """APP_STREAM_DEMO_FAILURES (demos and drills only) defaults to false."""
+    env = dict(PRODUCTION_ENV)
+    if value is not None:
+        env["APP_STREAM_DEMO_FAILURES"] = value
+    code = "from django.conf import settings; print(settings.APP_STREAM_DEMO_FAILURES)"
+    result = run_manage("shell", "-c", code, env=env)
+    assert result.stdout.strip().splitlines()[-1:] == [expected], result.stderr
+
+
+def test_demo_failure_setting_refuses_a_non_boolean() -> None:
+    result = run_manage(
+        "check", env={**PRODUCTION_ENV, "APP_STREAM_DEMO_FAILURES": "maybe"}
+    )
+    assert result.returncode != 0
+    assert "APP_STREAM_DEMO_FAILURES must be true or false" in result.stderr

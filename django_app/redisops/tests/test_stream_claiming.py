@@ -58,6 +58,7 @@ def test_entry_of_a_killed_consumer_is_processed_once_by_another(
             "200",
         ),
         name="consumer-a",
+        APP_STREAM_DEMO_FAILURES="true",  # work_ms: A is mid-entry when killed
     )
     entry = produce(r, stream, {"work_ms": "3000"}, 1000)
     wait_for(

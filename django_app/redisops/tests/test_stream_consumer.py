@@ -10,6 +10,7 @@ import pytest
 import redis
 from django.core.management import CommandError, call_command
 
+from redisops.streams import apply_entry
 from redisops.streams.producer import produce
 from redisops.tests.conftest import manage, wait_for
 from redisops.tests.stream_helpers import consumer, effects, run_in_thread
@@ -25,6 +26,33 @@ def test_group_from_id_0_sees_entries_written_before_it(
     c.read_new()
     assert set(effects(r, stream)) == set(ids)
     assert r.xpending(stream, "workers")["pending"] == 0
+
+
+def test_default_handler_applies_every_entry_even_demo_looking_ones(
+    r: redis.Redis, stream: str
+) -> None:
+    """Demo failure rules are not the default: work_ms, poison and depends_on
+    are plain data to apply_entry (the outage key is set and ignored)."""
+    r.set(f"app:outage:{stream}", "1")
+    try:
+        ids = [
+            produce(r, stream, fields, 1000)
+            for fields in (
+                {"poison": "yes"},
+                {"depends_on": stream},
+                {"work_ms": "10000"},
+            )
+        ]
+        c = consumer(r, stream, "A")
+        assert c.handler is apply_entry
+        c.ensure_group()
+        started = time.monotonic()
+        assert c.read_new() == 3
+        assert time.monotonic() - started < 2  # work_ms did not wait
+    finally:
+        r.delete(f"app:outage:{stream}")
+    assert effects(r, stream) == dict.fromkeys(ids, 1)
+    assert c.stats.failed == 0
 
 
 def test_ensure_group_ignores_only_busygroup(r: redis.Redis, stream: str) -> None:
@@ -63,6 +91,7 @@ def test_sigterm_stops_cleanly_without_losing_entries(
             "10",
         ),
         name="consumer-sigterm",
+        APP_STREAM_DEMO_FAILURES="true",  # work_ms: SIGTERM lands mid-batch
     )
     wait_for(lambda: len(effects(r, stream)) >= 1, timeout=20, what="first entry")
     proc.signal(signal.SIGTERM)
