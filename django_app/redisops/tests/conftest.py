@@ -135,8 +135,9 @@ def redis_server(tmp_root: Path) -> Iterator[RedisProcess]:
 def _close_celery_result_consumer() -> None:
     """Let AsyncResults finish while Redis is up; otherwise their __del__
     retries a reconnect to the stopped server for minutes."""
-    from config.celery_app import app
+    from redisops.tasks import add
 
+    app = add.app  # the app the tasks are bound to
     gc.collect()
     consumer = getattr(app.backend, "result_consumer", None)
     if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
