@@ -8,13 +8,22 @@ worker, management commands) that import these settings reach the same server.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
-from redisops.tests.redis_proc import free_port
-
 from .base import *  # noqa: F403
 from .base import beat_schedule_filename, databases, redis_settings, static_root
+
+
+def free_port() -> int:
+    """A free loopback port. Here, not imported from redisops.tests: these
+    settings must load where the tests package is not installed (the wheel
+    leaves it out)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 if "REDISOPS_TEST_REDIS_PORT" not in os.environ:
     os.environ["REDISOPS_TEST_REDIS_PORT"] = str(free_port())

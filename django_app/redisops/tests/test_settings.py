@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -159,6 +161,30 @@ def test_settings_are_assigned_by_name(module: str) -> None:
             assert derived <= assigned, (source, derived - assigned)
     if module == "base":
         assert set().union(*DERIVED.values()) <= assigned
+
+
+def test_test_settings_load_without_the_tests_package() -> None:
+    """The wheel leaves redisops.tests out; config.settings.test must not need it."""
+    code = (
+        "import sys; sys.modules['redisops.tests'] = None; "  # import fails
+        "import config.settings.test as t; print(t.REDIS_TEST_PORT > 0)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDISOPS_TEST")}
+    env["REDISOPS_TEST_DIR"] = tempfile.mkdtemp(prefix="redisops-settings-")
+    try:
+        result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
+            [sys.executable, "-c", code],
+            cwd=APP_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(env["REDISOPS_TEST_DIR"], ignore_errors=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize(
