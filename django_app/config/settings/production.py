@@ -14,7 +14,6 @@ from .base import (
     REDIS_URLS,
     beat_schedule_filename,
     databases,
-    env,
     env_bool,
     env_int,
     env_list,
@@ -86,8 +85,15 @@ X_FRAME_OPTIONS = "DENY"
 # Behind one proxy by default: the client address is the last X-Forwarded-For hop.
 APP_TRUSTED_PROXY_COUNT = env_int("APP_TRUSTED_PROXY_COUNT", 1)
 # State (SQLite unless DATABASE_URL, static files, beat schedule) lives in
-# the units' StateDirectory.
-STATE_DIR = Path(env("DJANGO_STATE_DIR", "/var/lib/redisops-app"))
+# the units' StateDirectory. No default here: the django_app role writes
+# DJANGO_STATE_DIR into the env file, and a second default could disagree.
+STATE_DIR = Path(
+    env_required(
+        "DJANGO_STATE_DIR",
+        "writable directory for SQLite, static files and the beat schedule, "
+        "e.g. /var/lib/redisops",
+    )
+)
 DATABASES = databases(STATE_DIR)
 STATIC_ROOT = static_root(STATE_DIR)
 CELERY_BEAT_SCHEDULE_FILENAME = beat_schedule_filename(STATE_DIR)

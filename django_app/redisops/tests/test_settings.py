@@ -61,6 +61,7 @@ def test_production_check_deploy_is_clean() -> None:
         "REDIS_RESULT_URL",
         "REDIS_CACHE_URL",
         "REDIS_APP_URL",
+        "DJANGO_STATE_DIR",
     ],
 )
 def test_production_fails_naming_the_missing_variable(missing: str) -> None:
