@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from redisops import tasks
+from redisops import redis_acl, tasks
 from redisops.streams import progress
 from redisops.tests.conftest import APP_DIR, subprocess_env, wait_for
 
@@ -53,14 +53,20 @@ def test_json_has_exactly_the_documented_keys() -> None:
     assert status["heartbeat_max_age"] == settings.APP_HEARTBEAT_MAX_AGE
 
 
-def test_queue_counts_move_while_no_worker_consumes_the_queue() -> None:
+def test_queue_counts_move_while_no_worker_consumes_the_queue(
+    admin_redis: redis.Redis,
+) -> None:
     """The worker stops consuming `heavy`: tasks sent there wait, and status
-    counts them; once it consumes again they run and the count drops to 0."""
+    counts them, priority sub-queues included; once it consumes again they
+    run and the count drops to 0."""
     reply = app.control.cancel_consumer("heavy", destination=[WORKER], reply=True)
     assert reply, "the test worker did not answer cancel_consumer"
     try:
         assert status_json()["queues"]["heavy"] == 0
-        results = [tasks.heavy_checksum.delay(1, 1) for _ in range(3)]
+        results = [tasks.heavy_checksum.delay(1, 1) for _ in range(2)]
+        # kombu keeps a priority's messages in a list of their own.
+        results.append(tasks.heavy_checksum.apply_async((1, 1), priority=5))
+        assert admin_redis.llen(f"{redis_acl.BROKER_PREFIX}heavy\x06\x163") == 1
         assert status_json()["queues"]["heavy"] == 3
     finally:
         app.control.add_consumer("heavy", destination=[WORKER], reply=True)
