@@ -14,13 +14,12 @@ from functools import cache
 from typing import Any
 
 import redis
+from celery import current_app
 from celery.result import AsyncResult
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-
-from config.celery_app import app as celery_app
 
 from . import pubsub, streams, tasks
 from .clients import app_redis
@@ -225,7 +224,9 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
         uuid.UUID(task_id)
     except ValueError:
         raise BadRequestError("task id must be a UUID") from None
-    result = AsyncResult(task_id, app=celery_app)
+    # The app the tasks are bound to (config.celery_app in every process);
+    # an app module does not import its project.
+    result = AsyncResult(task_id, app=current_app)
     body: dict[str, Any] = {
         "task_id": task_id,
         "state": result.state,
@@ -234,8 +235,11 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
     if result.successful():
         body["result"] = result.result
     elif result.failed():
+        # The message can carry data, hosts or paths: the log gets it, the
+        # caller gets the exception's class and the id to look it up with.
         exc = result.result
-        body["error"] = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("task %s failed: %s: %s", task_id, type(exc).__name__, exc)
+        body["error"] = type(exc).__name__
     return JsonResponse(body)
 
 

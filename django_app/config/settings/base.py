@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -91,32 +91,39 @@ WSGI_APPLICATION = "config.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
-def state_settings(state_dir: Path) -> dict[str, Any]:
-    """Settings that name writable paths: SQLite, static files, beat schedule."""
+# STATE: writable paths (SQLite file, static files, beat schedule)
+# ------------------------------------------------------------------------------
+# Each environment sets STATE_DIR and assigns the three settings below from
+# it; production requires DJANGO_STATE_DIR (the units' StateDirectory, which
+# the django_app role writes into the env file).
+
+
+def databases(state_dir: Path) -> dict[str, Any]:
+    """https://docs.djangoproject.com/en/5.2/ref/settings/#databases
+    Any DATABASE_URL dj-database-url understands; SQLite in state_dir otherwise."""
     return {
-        "STATE_DIR": state_dir,
-        # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
-        # Any DATABASE_URL dj-database-url understands; SQLite in STATE_DIR otherwise.
-        "DATABASES": {
-            "default": dj_database_url.parse(
-                env("DATABASE_URL", f"sqlite:///{state_dir / 'db.sqlite3'}"),
-                conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-            )
-        },
-        # https://docs.djangoproject.com/en/5.2/ref/settings/#static-root
-        "STATIC_ROOT": env("DJANGO_STATIC_ROOT", str(state_dir / "static")),
-        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule-filename
-        "CELERY_BEAT_SCHEDULE_FILENAME": env(
-            "CELERY_BEAT_SCHEDULE_FILENAME", str(state_dir / "celerybeat-schedule")
-        ),
+        "default": dj_database_url.parse(
+            env("DATABASE_URL", f"sqlite:///{state_dir / 'db.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        )
     }
 
 
-# Writable state (SQLite file, static files, beat schedule); production
-# defaults to /var/lib/redisops-app (the units' StateDirectory).
-globals().update(
-    state_settings(Path(env("DJANGO_STATE_DIR", str(BASE_DIR / ".state"))))
-)
+def static_root(state_dir: Path) -> str:
+    """https://docs.djangoproject.com/en/5.2/ref/settings/#static-root"""
+    return env("DJANGO_STATIC_ROOT", str(state_dir / "static"))
+
+
+def beat_schedule_filename(state_dir: Path) -> str:
+    """https://docs.celeryq.dev/en/stable/userguide/configuration.html#beat-schedule-filename"""
+    return env("CELERY_BEAT_SCHEDULE_FILENAME", str(state_dir / "celerybeat-schedule"))
+
+
+# Development: django_app/.state/ (production.py requires DJANGO_STATE_DIR).
+STATE_DIR = Path(env("DJANGO_STATE_DIR", str(BASE_DIR / ".state")))
+DATABASES = databases(STATE_DIR)
+STATIC_ROOT = static_root(STATE_DIR)
+CELERY_BEAT_SCHEDULE_FILENAME = beat_schedule_filename(STATE_DIR)
 STATIC_URL = "static/"
 
 # APPS / MIDDLEWARE
@@ -232,6 +239,10 @@ APP_STREAM_MAXLEN = env_int("APP_STREAM_MAXLEN", 10_000)
 APP_STREAM_MAX_DELIVERIES = env_int("APP_STREAM_MAX_DELIVERIES", 5)
 # Pending entries idle this long are claimed from their (dead) consumer.
 APP_STREAM_CLAIM_IDLE_MS = env_int("APP_STREAM_CLAIM_IDLE_MS", 60_000)
+# Demos and drills only: stream_consumer fails entries on purpose (work_ms,
+# poison, depends_on + app:outage:<name>; redisops/streams/demo_failures.py)
+# and replay_dlq reports those outages. Never in production.
+APP_STREAM_DEMO_FAILURES = env_bool("APP_STREAM_DEMO_FAILURES", False)
 APP_PUBSUB_RECORD_STREAM = f"{redis_acl.APP_PREFIX}pubsub:received"
 # Fleet-wide limit of redisops.tasks.notify (Celery's rate_limit is per worker).
 APP_NOTIFY_RATE = (
@@ -285,8 +296,21 @@ APP_RETRY_BACKOFF = {"base": 1.0, "cap": 30.0}
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 
-def redis_settings(urls: dict[str, str]) -> dict[str, Any]:
-    """Settings derived from the Redis URLs (shared by every environment)."""
+class RedisSettings(NamedTuple):
+    """Settings derived from the Redis URLs; each environment that sets
+    REDIS_URLS assigns every one of them by name."""
+
+    celery_broker_url: str
+    celery_broker_transport_options: dict[str, Any]
+    celery_result_backend: str
+    celery_result_backend_transport_options: dict[str, Any]
+    caches: dict[str, Any]
+    redis_app_url: str
+
+
+def redis_settings(urls: dict[str, str]) -> RedisSettings:
+    """Celery broker and results, the cache and the app client from the URLs;
+    refuses a broker database other than 0, naming the variable."""
     if connections.parse_redis_url(urls["REDIS_BROKER_URL"]).db != redis_acl.BROKER_DB:
         raise ImproperlyConfigured(
             f"REDIS_BROKER_URL must use database {redis_acl.BROKER_DB}: the broker "
@@ -298,21 +322,21 @@ def redis_settings(urls: dict[str, str]) -> dict[str, Any]:
     result_url, result_opts = connections.celery_url_and_options(
         urls["REDIS_RESULT_URL"], redis_acl.RESULTS_PREFIX
     )
-    return {
-        "CELERY_BROKER_URL": broker_url,
-        "CELERY_BROKER_TRANSPORT_OPTIONS": {
+    return RedisSettings(
+        celery_broker_url=broker_url,
+        celery_broker_transport_options={
             **broker_opts,
             "visibility_timeout": VISIBILITY_TIMEOUT,
         },
-        "CELERY_RESULT_BACKEND": result_url,
-        "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS": result_opts,
-        "CACHES": {
+        celery_result_backend=result_url,
+        celery_result_backend_transport_options=result_opts,
+        caches={
             "default": connections.django_cache_config(
                 urls["REDIS_CACHE_URL"], redis_acl.CACHE_PREFIX
             )
         },
-        "REDIS_APP_URL": urls["REDIS_APP_URL"],
-    }
+        redis_app_url=urls["REDIS_APP_URL"],
+    )
 
 
 def check_timeouts() -> None:
@@ -328,7 +352,16 @@ def check_timeouts() -> None:
 
 
 check_timeouts()
-globals().update(redis_settings(REDIS_URLS))
+_redis = redis_settings(REDIS_URLS)
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
+CELERY_BROKER_URL = _redis.celery_broker_url
+CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-backend
+CELERY_RESULT_BACKEND = _redis.celery_result_backend
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _redis.celery_result_backend_transport_options
+# https://docs.djangoproject.com/en/5.2/ref/settings/#caches
+CACHES = _redis.caches
+REDIS_APP_URL = _redis.redis_app_url
 
 # LOGGING: one line per event on stderr, with the Celery task id when there is one
 # ------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from pathlib import Path
 from .base import *  # noqa: F403
 from .base import (
     REDIS_URLS,
-    env,
+    beat_schedule_filename,
+    databases,
     env_bool,
     env_int,
     env_list,
     env_required,
     redis_settings,
-    state_settings,
+    static_root,
 )
 
 DEBUG = False
@@ -42,7 +43,13 @@ REDIS_URLS = {
         )
     },
 }
-globals().update(redis_settings(REDIS_URLS))
+_redis = redis_settings(REDIS_URLS)
+CELERY_BROKER_URL = _redis.celery_broker_url
+CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
+CELERY_RESULT_BACKEND = _redis.celery_result_backend
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _redis.celery_result_backend_transport_options
+CACHES = _redis.caches
+REDIS_APP_URL = _redis.redis_app_url
 
 # SECURITY: TLS ends at the proxy, which sets X-Forwarded-Proto.
 # ------------------------------------------------------------------------------
@@ -78,5 +85,15 @@ X_FRAME_OPTIONS = "DENY"
 # Behind one proxy by default: the client address is the last X-Forwarded-For hop.
 APP_TRUSTED_PROXY_COUNT = env_int("APP_TRUSTED_PROXY_COUNT", 1)
 # State (SQLite unless DATABASE_URL, static files, beat schedule) lives in
-# the units' StateDirectory.
-globals().update(state_settings(Path(env("DJANGO_STATE_DIR", "/var/lib/redisops-app"))))
+# the units' StateDirectory. No default here: the django_app role writes
+# DJANGO_STATE_DIR into the env file, and a second default could disagree.
+STATE_DIR = Path(
+    env_required(
+        "DJANGO_STATE_DIR",
+        "writable directory for SQLite, static files and the beat schedule, "
+        "e.g. /var/lib/redisops",
+    )
+)
+DATABASES = databases(STATE_DIR)
+STATIC_ROOT = static_root(STATE_DIR)
+CELERY_BEAT_SCHEDULE_FILENAME = beat_schedule_filename(STATE_DIR)

@@ -8,13 +8,22 @@ worker, management commands) that import these settings reach the same server.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
-from redisops.tests.redis_proc import free_port
-
 from .base import *  # noqa: F403
-from .base import redis_settings, state_settings
+from .base import beat_schedule_filename, databases, redis_settings, static_root
+
+
+def free_port() -> int:
+    """A free loopback port. Here, not imported from redisops.tests: these
+    settings must load where the tests package is not installed (the wheel
+    leaves it out)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
 
 if "REDISOPS_TEST_REDIS_PORT" not in os.environ:
     os.environ["REDISOPS_TEST_REDIS_PORT"] = str(free_port())
@@ -40,8 +49,17 @@ REDIS_TEST_ADMIN_URL = f"redis://test_admin:test_admin-pw@127.0.0.1:{REDIS_TEST_
 if os.environ.get("REDIS_TEST_APP_URL"):
     REDIS_TEST_URLS["REDIS_APP_URL"] = os.environ["REDIS_TEST_APP_URL"]
 REDIS_URLS = REDIS_TEST_URLS
-globals().update(redis_settings(REDIS_URLS))
-globals().update(state_settings(Path(REDIS_TEST_DIR)))
+_redis = redis_settings(REDIS_URLS)
+CELERY_BROKER_URL = _redis.celery_broker_url
+CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
+CELERY_RESULT_BACKEND = _redis.celery_result_backend
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _redis.celery_result_backend_transport_options
+CACHES = _redis.caches
+REDIS_APP_URL = _redis.redis_app_url
+STATE_DIR = Path(REDIS_TEST_DIR)
+DATABASES = databases(STATE_DIR)
+STATIC_ROOT = static_root(STATE_DIR)
+CELERY_BEAT_SCHEDULE_FILENAME = beat_schedule_filename(STATE_DIR)
 
 DEBUG = False
 SECRET_KEY = "test-only-insecure-key"  # noqa: S105

@@ -30,19 +30,32 @@ APP_DIR = Path(__file__).resolve().parents[2]
 
 
 def wait_for(
-    probe: Callable[[], Any],
+    check: Callable[[], Any],
     timeout: float = 10.0,
     interval: float = 0.05,
     what: str = "",
 ) -> Any:
-    """Poll ``probe`` until truthy; fail the test with ``what`` at the deadline."""
+    """Poll ``check`` until it returns something truthy, and return that.
+
+    An AssertionError from ``check`` means "not yet" (kept as the last value,
+    so a check may assert); any other exception propagates at once (a bug in
+    the check is not a timeout). At the deadline: AssertionError naming the
+    timeout and the last value. Shared with the Molecule test library.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        value = probe()
-        if value:
-            return value
+        try:
+            last: Any = check()
+        except AssertionError as exc:
+            last = exc
+        else:
+            if last:
+                return last
         if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or probe}")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or check}; "
+                f"last value: {last!r}"
+            )
         time.sleep(interval)
 
 
@@ -122,8 +135,9 @@ def redis_server(tmp_root: Path) -> Iterator[RedisProcess]:
 def _close_celery_result_consumer() -> None:
     """Let AsyncResults finish while Redis is up; otherwise their __del__
     retries a reconnect to the stopped server for minutes."""
-    from config.celery_app import app
+    from redisops.tasks import add
 
+    app = add.app  # the app the tasks are bound to
     gc.collect()
     consumer = getattr(app.backend, "result_consumer", None)
     if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
@@ -146,6 +160,12 @@ def r(redis_server: RedisProcess) -> redis.Redis:
 def uid() -> str:
     """A fresh id for this test's keys (tests share one server)."""
     return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def stream(uid: str) -> str:
+    """A stream of this test's own (the app_data user may use app:*)."""
+    return f"app:stream:test-{uid}"
 
 
 @pytest.fixture

@@ -125,3 +125,15 @@ def test_publishing_outlasts_a_redis_restart() -> None:
         for n in range(policy["max_retries"])
     ]
     assert 3 <= sum(waits) <= 10
+
+
+def test_tasks_bind_to_the_project_app() -> None:
+    """redisops never imports config (test_imports.py): its tasks, and the
+    views' AsyncResult (celery.current_app), reach this app because the
+    config package sets it up on import."""
+    from celery import current_app
+
+    from redisops import tasks
+
+    assert tasks.add.app is app
+    assert current_app._get_current_object() is app

@@ -1,8 +1,9 @@
-"""Replaying the dead-letter stream: `manage.py replay_dlq` on the real server."""
+"""Replaying the dead-letter stream: `manage.py replay_dlq` on the real server,
+with the demo failure rules (APP_STREAM_DEMO_FAILURES, as the drills run it)
+and without (the default)."""
 
 from __future__ import annotations
 
-import threading
 from io import StringIO
 
 import pytest
@@ -10,13 +11,16 @@ import redis
 from django.core.management import CommandError, call_command
 
 from redisops import streams
+from redisops.streams import Handler
+from redisops.streams.demo_failures import demo_handler, outage_key
 from redisops.tests.conftest import wait_for
-from redisops.tests.test_streams import consumer, effects, run_in_thread
+from redisops.tests.stream_helpers import consumer, effects, run_in_thread
 
 
 @pytest.fixture
-def stream(uid: str) -> str:
-    return f"app:stream:test-dlq-{uid}"
+def demo_failures(settings) -> None:
+    """replay_dlq as the drills run it: APP_STREAM_DEMO_FAILURES=true."""
+    settings.APP_STREAM_DEMO_FAILURES = True
 
 
 @pytest.fixture
@@ -24,7 +28,7 @@ def dependency(r: redis.Redis, uid: str):
     """A simulated downstream outage, cleared at the end in any case."""
     name = f"payments-{uid}"
     yield name
-    r.delete(streams.outage_key(name))
+    r.delete(outage_key(name))
 
 
 def replay(stream: str, *args: str) -> str:
@@ -33,10 +37,15 @@ def replay(stream: str, *args: str) -> str:
     return out.getvalue()
 
 
-def dead_letter_all(r: redis.Redis, stream: str, fields: list[dict[str, str]]) -> list:
+def dead_letter_all(
+    r: redis.Redis,
+    stream: str,
+    fields: list[dict[str, str]],
+    handler: Handler = demo_handler,
+) -> list:
     """Produce the entries and run a consumer until every one is dead-lettered."""
     ids = [streams.produce(r, stream, f, 1000) for f in fields]
-    c = consumer(r, stream, "A", max_deliveries=2)
+    c = consumer(r, stream, "A", max_deliveries=2, handler=handler)
     thread = run_in_thread(c)
     wait_for(
         lambda: r.xlen(streams.dlq_name(stream)) == len(ids), timeout=15, what="DLQ"
@@ -46,10 +55,11 @@ def dead_letter_all(r: redis.Redis, stream: str, fields: list[dict[str, str]]) -
     return ids
 
 
+@pytest.mark.usefixtures("demo_failures")
 def test_entry_failed_during_an_outage_succeeds_on_replay(
     r: redis.Redis, stream: str, dependency: str
 ) -> None:
-    r.set(streams.outage_key(dependency), "1")
+    r.set(outage_key(dependency), "1")
     [original] = dead_letter_all(r, stream, [{"depends_on": dependency, "n": "7"}])
     [(_, dead)] = r.xrange(streams.dlq_name(stream))
     assert dead["dlq_source_id"] == original
@@ -63,7 +73,7 @@ def test_entry_failed_during_an_outage_succeeds_on_replay(
     assert "dry run, would move 1 entries" in out
     assert r.xlen(streams.dlq_name(stream)) == 1
 
-    r.delete(streams.outage_key(dependency))  # the on-call's fix
+    r.delete(outage_key(dependency))  # the on-call's fix
     out = replay(stream)
     assert f"moved 1 entries from {streams.dlq_name(stream)}" in out
     assert "0 left" in out
@@ -72,7 +82,7 @@ def test_entry_failed_during_an_outage_succeeds_on_replay(
     assert fields == {"depends_on": dependency, "n": "7"}  # no dlq_* fields
     assert int(r.hget(streams.progress_key(stream), "replayed")) == 1
 
-    c = consumer(r, stream, "B", max_deliveries=2)
+    c = consumer(r, stream, "B", max_deliveries=2, handler=demo_handler)
     thread = run_in_thread(c)
     wait_for(lambda: new_id in effects(r, stream), timeout=10, what="processed")
     c.stop()
@@ -88,7 +98,7 @@ def test_entry_failed_during_an_outage_succeeds_on_replay(
 def test_poison_entry_comes_back_after_replay(r: redis.Redis, stream: str) -> None:
     dead_letter_all(r, stream, [{"poison": "yes"}])
     assert "moved 1 entries" in replay(stream)
-    c = consumer(r, stream, "A", max_deliveries=2)
+    c = consumer(r, stream, "A", max_deliveries=2, handler=demo_handler)
     thread = run_in_thread(c)
     wait_for(lambda: r.xlen(streams.dlq_name(stream)) == 1, timeout=15, what="DLQ")
     c.stop()
@@ -96,6 +106,43 @@ def test_poison_entry_comes_back_after_replay(r: redis.Redis, stream: str) -> No
     [(_, dead)] = r.xrange(streams.dlq_name(stream))
     assert "PoisonEntryError" in dead["dlq_reason"]
     assert effects(r, stream) == {}
+
+
+class DownstreamRefusedError(Exception):
+    """What a real handler raises when its downstream says no."""
+
+
+def refuse(_consumer: object, entry_id: str, _fields: dict[str, str]) -> None:
+    raise DownstreamRefusedError(f"entry {entry_id} refused")
+
+
+def test_dry_run_without_demo_rules_counts_by_reason_only(
+    r: redis.Redis, stream: str, dependency: str
+) -> None:
+    """The default (APP_STREAM_DEMO_FAILURES off): depends_on is plain data and
+    app:outage:<name> means nothing, so neither is reported."""
+    r.set(outage_key(dependency), "1")
+    dead_letter_all(r, stream, [{"depends_on": dependency}, {"n": "2"}], handler=refuse)
+    out = replay(stream, "--dry-run")
+    assert "reason          2  DownstreamRefusedError" in out
+    assert "depends_on" not in out
+    assert "DOWN" not in out
+    assert "dry run, would move 2 entries" in out
+    assert r.xlen(streams.dlq_name(stream)) == 2
+
+
+@pytest.mark.usefixtures("demo_failures")
+def test_dry_run_with_demo_rules_says_which_dependency_is_down(
+    r: redis.Redis, stream: str, dependency: str
+) -> None:
+    r.set(outage_key(dependency), "1")
+    dead_letter_all(r, stream, [{"depends_on": dependency}, {"poison": "1"}])
+    out = replay(stream, "--dry-run")
+    assert "reason          1  DependencyDownError" in out
+    assert "reason          1  PoisonEntryError" in out
+    assert f"depends_on      1  {dependency}: still DOWN" in out
+    r.delete(outage_key(dependency))
+    assert f"depends_on      1  {dependency}: up" in replay(stream, "--dry-run")
 
 
 def test_max_moves_the_oldest_first(r: redis.Redis, stream: str) -> None:
@@ -107,56 +154,6 @@ def test_max_moves_the_oldest_first(r: redis.Redis, stream: str) -> None:
     assert "3 left" in out
     assert [f["n"] for _, f in r.xrange(stream)] == ["0", "1"]
     assert [f["n"] for _, f in r.xrange(dlq)] == ["2", "3", "4"]
-
-
-def test_concurrent_runs_move_each_entry_once(r: redis.Redis, stream: str) -> None:
-    """Two replays racing over the same 300 entries: every entry lands in the
-    stream exactly once (the script skips ids the other run already moved)."""
-    dlq = streams.dlq_name(stream)
-    with r.pipeline(transaction=False) as pipe:
-        for i in range(300):
-            pipe.xadd(dlq, {"n": str(i), "dlq_reason": "X()"})
-        pipe.execute()
-    results: list[streams.ReplayResult] = []
-
-    def run() -> None:
-        results.append(
-            streams.replay_dead_letters(r.client(), stream, maxlen=10_000, batch=7)
-        )
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sorted(int(f["n"]) for _, f in r.xrange(stream)) == list(range(300))
-    assert sum(len(res.moved) for res in results) == 300
-    assert r.xlen(dlq) == 0
-
-
-def test_entries_dead_lettered_during_the_run_wait_for_the_next(
-    r: redis.Redis, stream: str
-) -> None:
-    """A run moves what the DLQ held at its start: an entry failing again
-    while it runs can't make it loop."""
-    dlq = streams.dlq_name(stream)
-    with r.pipeline(transaction=False) as pipe:
-        for i in range(200):
-            pipe.xadd(dlq, {"n": str(i)})
-        pipe.execute()
-    late: list[str] = []
-
-    def add_late() -> None:
-        wait_for(lambda: r.xlen(stream) > 0, what="the replay's first move")
-        late.extend(r.xadd(dlq, {"n": f"late{i}"}) for i in range(20))
-
-    adder = threading.Thread(target=add_late)
-    adder.start()
-    result = streams.replay_dead_letters(r.client(), stream, maxlen=10_000, batch=1)
-    adder.join(10)
-    assert len(result.moved) == 200
-    assert [entry_id for entry_id, _ in r.xrange(dlq)] == late
-    assert not any(f["n"].startswith("late") for _, f in r.xrange(stream))
 
 
 def test_empty_dead_letter_stream_moves_nothing(r: redis.Redis, stream: str) -> None:

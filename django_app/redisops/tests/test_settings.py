@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,14 +23,16 @@ PRODUCTION_ENV = {
     "REDIS_RESULT_URL": "redis://app_results:pw@redis.example.com:6379/0",
     "REDIS_CACHE_URL": "redis://app_cache:pw@redis.example.com:6379/0",
     "REDIS_APP_URL": "sentinel://app_data:pw@s1:26379,s2:26379/0?master_name=main",
+    "DJANGO_STATE_DIR": "/nonexistent-state",
 }
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "DJANGO"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDIS", "DJANGO", "APP_", "CELERY_", "DATABASE"))
     }
-    clean["DJANGO_STATE_DIR"] = "/nonexistent-state"
     return subprocess.run(  # noqa: S603 - manage.py with fixed args, no shell
         [sys.executable, "manage.py", *args],
         cwd=APP_DIR,
@@ -55,6 +61,7 @@ def test_production_check_deploy_is_clean() -> None:
         "REDIS_RESULT_URL",
         "REDIS_CACHE_URL",
         "REDIS_APP_URL",
+        "DJANGO_STATE_DIR",
     ],
 )
 def test_production_fails_naming_the_missing_variable(missing: str) -> None:
@@ -78,10 +85,107 @@ def test_manage_defaults_to_production_settings() -> None:
 
 
 def test_local_settings_need_nothing_from_the_environment() -> None:
+    """Development keeps its own state directory default: django_app/.state."""
+    code = "from django.conf import settings as s; print(s.STATE_DIR, s.DEBUG)"
     result = run_manage(
-        "check", env={"DJANGO_SETTINGS_MODULE": "config.settings.local"}
+        "shell", "-c", code, env={"DJANGO_SETTINGS_MODULE": "config.settings.local"}
     )
     assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.split() == [str(APP_DIR / ".state"), "True"], result.stdout
+
+
+def test_production_settings_derive_from_the_environment() -> None:
+    """The effective values, assigned by name from the URLs and the state
+    directory (settings print, Celery's app.conf for the broker)."""
+    code = (
+        "import json; from django.conf import settings as s; "
+        "from config.celery_app import app; "
+        "print(json.dumps([str(s.STATE_DIR), s.DATABASES['default']['NAME'], "
+        "s.STATIC_ROOT, s.CELERY_BEAT_SCHEDULE_FILENAME, s.CELERY_BROKER_URL, "
+        "app.conf.broker_url, app.conf.broker_transport_options, "
+        "app.conf.result_backend, s.CACHES['default']['LOCATION'], "
+        "s.REDIS_APP_URL]))"
+    )
+    env = {**PRODUCTION_ENV, "DJANGO_STATE_DIR": "/srv/state"}
+    result = run_manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == [
+        "/srv/state",
+        "/srv/state/db.sqlite3",
+        "/srv/state/static",
+        "/srv/state/celerybeat-schedule",
+        env["REDIS_BROKER_URL"],
+        env["REDIS_BROKER_URL"],
+        {"global_keyprefix": "broker:", "visibility_timeout": 3600},
+        env["REDIS_RESULT_URL"],
+        env["REDIS_CACHE_URL"],
+        env["REDIS_APP_URL"],
+    ]
+
+
+DERIVED = {
+    "REDIS_URLS": {
+        "CELERY_BROKER_URL",
+        "CELERY_BROKER_TRANSPORT_OPTIONS",
+        "CELERY_RESULT_BACKEND",
+        "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS",
+        "CACHES",
+        "REDIS_APP_URL",
+    },
+    "STATE_DIR": {"DATABASES", "STATIC_ROOT", "CELERY_BEAT_SCHEDULE_FILENAME"},
+}
+
+
+@pytest.mark.parametrize("module", ["base", "production", "test", "local"])
+def test_settings_are_assigned_by_name(module: str) -> None:
+    """No globals().update(): a search for `CACHES =` finds every place that
+    sets it. A module that sets REDIS_URLS or STATE_DIR assigns every
+    setting derived from it, or a stale value from base.py would survive."""
+    tree = ast.parse((APP_DIR / "config" / "settings" / f"{module}.py").read_text())
+    calls = {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    assert not calls & {"globals", "vars", "setattr", "exec"}
+    assigned = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    for source, derived in DERIVED.items():
+        if source in assigned:
+            assert derived <= assigned, (source, derived - assigned)
+    if module == "base":
+        assert set().union(*DERIVED.values()) <= assigned
+
+
+def test_test_settings_load_without_the_tests_package() -> None:
+    """The wheel leaves redisops.tests out; config.settings.test must not need it."""
+    code = (
+        "import sys; sys.modules['redisops.tests'] = None; "  # import fails
+        "import config.settings.test as t; print(t.REDIS_TEST_PORT > 0)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDISOPS_TEST")}
+    env["REDISOPS_TEST_DIR"] = tempfile.mkdtemp(prefix="redisops-settings-")
+    try:
+        result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
+            [sys.executable, "-c", code],
+            cwd=APP_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(env["REDISOPS_TEST_DIR"], ignore_errors=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize(
@@ -130,3 +234,26 @@ def test_production_hsts_defaults_are_not_binding() -> None:
     }
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=opted_in)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "False"), ("true", "True"), ("0", "False")]
+)
+def test_demo_failure_rules_are_off_unless_enabled(
+    value: str | None, expected: str
+) -> None:
+    """APP_STREAM_DEMO_FAILURES (demos and drills only) defaults to false."""
+    env = dict(PRODUCTION_ENV)
+    if value is not None:
+        env["APP_STREAM_DEMO_FAILURES"] = value
+    code = "from django.conf import settings; print(settings.APP_STREAM_DEMO_FAILURES)"
+    result = run_manage("shell", "-c", code, env=env)
+    assert result.stdout.strip().splitlines()[-1:] == [expected], result.stderr
+
+
+def test_demo_failure_setting_refuses_a_non_boolean() -> None:
+    result = run_manage(
+        "check", env={**PRODUCTION_ENV, "APP_STREAM_DEMO_FAILURES": "maybe"}
+    )
+    assert result.returncode != 0
+    assert "APP_STREAM_DEMO_FAILURES must be true or false" in result.stderr

@@ -9,14 +9,15 @@ import pytest
 
 from redisops import pubsub, tasks
 from redisops.clients import app_redis
+from redisops.management.commands.smoke import CHECKS
 from redisops.tests.conftest import APP_DIR, manage, subprocess_env, wait_for
 
 
-def smoke(*args: str) -> subprocess.CompletedProcess[str]:
+def smoke(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - manage.py smoke, no shell
         [sys.executable, "manage.py", "smoke", "--timeout", "15", *args],
         cwd=APP_DIR,
-        env=subprocess_env(),
+        env=subprocess_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -48,6 +49,23 @@ def test_smoke_passes_on_a_running_stack(spawn) -> None:
     ):
         assert f"ok   {check}:" in result.stdout
     assert "monitor" in result.stdout  # every configured user logged in
+
+
+@pytest.mark.parametrize("demo", ["false", "true"], ids=["default", "demo-on"])
+def test_smoke_stream_check_passes_with_and_without_demo_rules(
+    spawn, demo: str
+) -> None:
+    """smoke's stream entry has none of the demo fields: the consumer service
+    applies it whether APP_STREAM_DEMO_FAILURES is on or off."""
+    spawn(
+        manage("stream_consumer", "--consumer", f"smoke-demo-{demo}"),
+        name="consumer",
+        APP_STREAM_DEMO_FAILURES=demo,
+    )
+    others = ",".join(c for c in CHECKS if c != "stream")
+    result = smoke("--skip", others, APP_STREAM_DEMO_FAILURES=demo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   stream: entry " in result.stdout
 
 
 def test_smoke_fails_naming_what_is_missing() -> None:

@@ -12,11 +12,11 @@ import pytest
 import redis
 from django.conf import settings
 
-from config.celery_app import app
 from redisops import tasks
 from redisops.tests.conftest import Proc, wait_for
 
 pytestmark = pytest.mark.usefixtures("celery_worker")
+app = tasks.add.app  # the app the tasks are bound to (config.celery_app)
 
 # One event per line: the formatter of config.settings.base LOGGING.
 LOG_LINE_RE = re.compile(

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from redisops.clients import app_redis
-from redisops.streams import StreamConsumer
+from redisops.streams import StreamConsumer, apply_entry
+from redisops.streams.demo_failures import demo_handler
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = (
         "Consume the app stream in a consumer group: claims stale entries, "
-        "dead-letters poison ones, stops cleanly on SIGTERM."
+        "dead-letters entries that keep failing, stops cleanly on SIGTERM. "
+        "APP_STREAM_DEMO_FAILURES=true turns on the demo failure rules."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -53,6 +55,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=10)
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        handler = apply_entry
+        if settings.APP_STREAM_DEMO_FAILURES:
+            log.warning(
+                "APP_STREAM_DEMO_FAILURES is on: entries with work_ms, poison or "
+                "depends_on fail or wait on purpose (demo and drill rules)"
+            )
+            handler = demo_handler
         try:
             consumer = StreamConsumer(
                 app_redis(),
@@ -63,6 +72,7 @@ class Command(BaseCommand):
                 claim_idle_ms=opts["claim_idle_ms"],
                 block_ms=opts["block_ms"],
                 batch=opts["batch"],
+                handler=handler,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
