@@ -1,28 +1,37 @@
 #!/usr/bin/env bash
 # Run Molecule scenarios in lanes: each argument is one lane, a space-separated
 # list of scenarios run one after the other; the lanes run side by side.
-#   scripts/run-scenarios.sh "default tls" "app drill"
+#   scripts/run-scenarios.sh "default tls default@debian11" "app drill@debian11"
+# scenario@image runs the scenario with REDISOPS_IMAGE=localhost/<image>-systemd:latest
+# (its Redis hosts on that Debian release: debian11 = Redis 6.0, debian13 = 8.x).
 # Scenarios share nothing but the CPUs (own hosts, networks, ephemeral
 # dirs), and most of a converge is waiting on podman exec, so two lanes on 2
 # cores take about the time of the longer one. Each scenario's log is printed
 # whole when it ends (never interleaved); all are kept in build/logs/.
 # Exits non-zero if any scenario failed; the others still run.
 set -uo pipefail
-cd "$(dirname "$0")/.." || exit
+cd "$(dirname "$0")/.." || exit 1
 logs=build/logs
 mkdir -p "$logs"
 
 lane() {
-    local scenario rc=0 status
-    for scenario in $1; do
-        local log=$logs/molecule-$scenario.log
+    local item scenario image rc=0 status
+    for item in $1; do
+        scenario=${item%@*}
+        image=${item#"$scenario"}
+        image=${image#@}
+        local log=$logs/molecule-$scenario${image:+-$image}.log
         local t0=$SECONDS
-        molecule test -s "$scenario" >"$log" 2>&1
+        if [[ -n $image ]]; then
+            REDISOPS_IMAGE=localhost/$image-systemd:latest molecule test -s "$scenario" >"$log" 2>&1
+        else
+            molecule test -s "$scenario" >"$log" 2>&1
+        fi
         status=$?
         {
             flock 9
             cat "$log"
-            echo "== molecule test -s $scenario: exit $status after $((SECONDS - t0)) s"
+            echo "== molecule test -s $scenario${image:+ (REDISOPS_IMAGE $image)}: exit $status after $((SECONDS - t0)) s"
         } 9>"$logs/.print.lock"
         [[ $status -eq 0 ]] || rc=1
     done
