@@ -3,7 +3,9 @@
 Runbook: docs/runbooks/redis-disk-aof.md
 """
 
-from drill_lib import admin, fingerprint, ops_ok, ping, seed, wait_fsync
+from redisops_testlib.drill import fingerprint, seed, wait_fsync
+from redisops_testlib.hosts import journal
+from redisops_testlib.redis_cli import admin, ping
 
 AOF_DIR = "/var/lib/redis/appendonlydir"
 
@@ -26,7 +28,7 @@ def _copies(server) -> list[str]:
     return server.run("ls -d /var/lib/redis.aof-before-repair-* 2>/dev/null").stdout.split()
 
 
-def test_aof_damaged_in_the_middle_is_repaired_and_redis_starts(server):
+def test_aof_damaged_in_the_middle_is_repaired_and_redis_starts(server, ops):
     copies_before = _copies(server)
     aof = _aof_file(server)
     size_before = _size(server, aof)
@@ -38,25 +40,24 @@ def test_aof_damaged_in_the_middle_is_repaired_and_redis_starts(server):
     # The fault: garbage in the middle of what the seed appended (a torn tail
     # alone would be accepted by aof-load-truncated yes; this is not). Not in
     # the file's first half: on 6.x that is the RDB preamble, which no tool
-    # repairs.
-    # At the start of a command, so the garbage breaks the format (inside a
-    # value it would only change the value).
+    # repairs. At the start of a command, so the garbage breaks the format
+    # (inside a value it would only change the value).
     middle = (size_before + _size(server, aof)) // 2
-    offset = int(server.check_output(
-        "python3 -c 'import sys; print(open(sys.argv[1], \"rb\").read().index(b\"*3\\r\\n$3\\r\\nSET\\r\\n\", "
-        f"int(sys.argv[2])))' {aof} {middle}"))
+    offset = int(
+        server.check_output(
+            'python3 -c \'import sys; print(open(sys.argv[1], "rb").read().index(b"*3\\r\\n$3\\r\\nSET\\r\\n", '
+            f"int(sys.argv[2])))' {aof} {middle}"
+        )
+    )
     server.check_output(f"printf 'XXXXXXXX' | dd of={aof} bs=1 seek={offset} conv=notrunc status=none")
-    start = server.run("systemctl start redis-server")
-    assert start.rc != 0
-    journal = server.check_output("journalctl -u redis-server -n 50 --no-pager -o cat")
-    assert "Bad file format reading the append only file" in journal
+    assert server.run("systemctl start redis-server").rc != 0
+    assert "Bad file format reading the append only file" in journal(server, "redis-server", since=None, lines=50)
 
-    out = ops_ok("repair-aof")
+    out = ops.ok("repair-aof")
     assert "repaired: cut" in out
     assert ping(server) == "PONG"
     after = fingerprint(server, "app:aof:*")[0]
-    lost = before - after
-    print(f"aof repair: {before} keys before the damage, {after} after the repair, lost {lost}")
+    print(f"aof repair: {before} keys before the damage, {after} after the repair, lost {before - after}")
     # Everything before the damaged point is back; what came after it is lost.
     assert 0 < after < before
     assert admin(server, "GET", "app:aof:s:0") == "v0"
@@ -64,8 +65,8 @@ def test_aof_damaged_in_the_middle_is_repaired_and_redis_starts(server):
     assert len(_copies(server)) == len(copies_before) + 1
 
 
-def test_repair_aof_on_a_healthy_aof_changes_nothing(server):
-    out = ops_ok("repair-aof")
+def test_repair_aof_on_a_healthy_aof_changes_nothing(server, ops):
+    out = ops.ok("repair-aof")
     assert "was valid: nothing repaired" in out
     assert "changed=0" in out
     assert ping(server) == "PONG"
