@@ -1,6 +1,7 @@
 """HTTP through gunicorn on the web host, from another host."""
 
-from app_testlib import HTTPS, http, wait_for
+from redisops_testlib.api import HTTPS, http
+from redisops_testlib.polling import wait_for
 
 
 def test_readyz_is_200_from_another_host(worker, base_url):

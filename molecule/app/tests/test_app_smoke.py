@@ -2,8 +2,8 @@
 
 import ast
 
-from app_testlib import REPO
-from redis_testlib import run_playbook
+from redisops_testlib.playbooks import run_playbook
+from redisops_testlib.scenario import REPO
 
 SMOKE = REPO / "django_app" / "redisops" / "management" / "commands" / "smoke.py"
 # The command's own list of checks (this venv has no Django to import it).

@@ -3,7 +3,11 @@
 import subprocess
 
 import pytest
-from app_testlib import HTTPS, get_host, http, wait_for
+
+from redisops_testlib.api import HTTPS, http
+from redisops_testlib.hosts import get_host, hosts_in_group
+from redisops_testlib.polling import wait_for
+from redisops_testlib.scenario import scenario_of
 
 MAX_EXPOSURE = 2.0
 UNITS = {
@@ -12,8 +16,7 @@ UNITS = {
     "app_workers": ["redisops-worker@default.service", "redisops-worker@heavy.service"],
     "app_consumers": ["redisops-stream-consumer.service", "redisops-pubsub-listener.service"],
 }
-HOSTS = {"app_web": "web-app", "app_beat": "web-app", "app_workers": "worker-app", "app_consumers": "worker-app"}
-CASES = [(HOSTS[group], unit) for group, units in UNITS.items() for unit in units]
+CASES = [(hosts_in_group(scenario_of(__file__), group)[0], unit) for group, units in UNITS.items() for unit in units]
 
 
 @pytest.mark.parametrize(("host_name", "unit"), CASES)
@@ -24,10 +27,10 @@ def test_unit_exposure_is_at_most_2(host_name, unit):
     assert score <= MAX_EXPOSURE, out
 
 
-@pytest.mark.parametrize(("host_name", "unit"), CASES + [("web-app", "redisops-web.socket")])
+@pytest.mark.parametrize(("host_name", "unit"), [*CASES, ("web-app", "redisops-web.socket")])
 def test_unit_is_enabled_and_active(host_name, unit):
     svc = get_host(host_name).service(unit)
-    assert svc.is_enabled and svc.is_running
+    assert (svc.is_enabled, svc.is_running) == (True, True)
 
 
 def test_app_runs_as_its_own_user_never_root(web):
@@ -39,7 +42,7 @@ def test_app_runs_as_its_own_user_never_root(web):
 
 def test_env_file_is_not_world_readable(web):
     f = web.file("/etc/redisops/app.env")
-    assert f.user == "root" and f.group == "redisops" and f.mode == 0o640
+    assert (f.user, f.group, f.mode) == ("root", "redisops", 0o640)
 
 
 def test_services_come_back_after_host_restart(web, worker, base_url):
@@ -47,6 +50,7 @@ def test_services_come_back_after_host_restart(web, worker, base_url):
     for host_name, unit in CASES:
         host = get_host(host_name)
         wait_for(lambda h=host, u=unit: h.service(u).is_running, timeout=60)
-    r = wait_for(lambda: (x := http(worker, "GET", f"{base_url}/readyz", headers=HTTPS))["status"] == 200 and x,
-                 timeout=60)
+    r = wait_for(
+        lambda: (x := http(worker, "GET", f"{base_url}/readyz", headers=HTTPS))["status"] == 200 and x, timeout=60
+    )
     assert r["json"]["status"] == "ready"

@@ -1,5 +1,7 @@
 """Who may connect and authenticate, over the network from the client host."""
 
+from dataclasses import replace
+
 
 def test_client_without_credentials_is_refused(remote):
     out = remote.out(None, None, "PING")
@@ -22,14 +24,12 @@ def test_each_user_authenticates_with_its_password(remote, users):
         assert remote.out(name, user["password"], "PING") == "PONG", name
 
 
-def test_unbound_port_is_not_reachable(client, server_ip):
+def test_unbound_port_is_not_reachable(remote):
     # 6380 is the TLS port, closed while TLS is off: the TCP connect is refused.
-    r = client.run(f"redis-cli -h {server_ip} -p 6380 PING </dev/null")
-    assert "Connection refused" in r.stdout + r.stderr
+    assert "Connection refused" in replace(remote, port=6380).out(None, None, "PING")
 
 
-def test_server_listens_only_on_bound_addresses(server, server_ip, redis_vars):
-    port = redis_vars.get("redis_server_port", 6379)
-    listeners = server.check_output(f"ss -Hltn 'sport = :{port}'")
+def test_server_listens_only_on_bound_addresses(server, server_ip, remote):
+    listeners = server.check_output(f"ss -Hltn 'sport = :{remote.port}'")
     addresses = sorted(line.split()[3].rsplit(":", 1)[0] for line in listeners.splitlines())
     assert addresses == sorted(["127.0.0.1", server_ip])

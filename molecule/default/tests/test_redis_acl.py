@@ -2,15 +2,7 @@
 
 import pytest
 
-DENIED_TO_APP = [
-    ("FLUSHALL",),
-    ("FLUSHDB",),
-    ("CONFIG", "GET", "maxmemory"),
-    ("KEYS", "*"),
-    ("SHUTDOWN", "NOSAVE"),
-    ("ACL", "LIST"),
-    ("MONITOR",),
-]
+DENIED_TO_APP = ["FLUSHALL", "FLUSHDB", "CONFIG GET maxmemory", "KEYS *", "SHUTDOWN NOSAVE", "ACL LIST", "MONITOR"]
 
 
 @pytest.fixture
@@ -26,9 +18,9 @@ def test_app_user_reads_and_writes_its_prefix(app):
     assert app("GET", "app:acl:probe") == "42"
 
 
-@pytest.mark.parametrize("command", DENIED_TO_APP, ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", DENIED_TO_APP)
 def test_app_user_is_denied_dangerous_command(app, command):
-    assert "NOPERM" in app(*command)
+    assert "NOPERM" in app(*command.split())
 
 
 def test_app_user_is_denied_debug(app, version):

@@ -1,15 +1,15 @@
 """The optional firewall admits listed client networks only."""
 
 import pytest
-from conftest import SCENARIO
-from redis_testlib import get_host, hosts_in_group
+
+from redisops_testlib.hosts import get_host, hosts_in_group
 
 CONNECT = "timeout 3 bash -c '</dev/tcp/{ip}/{port}'"
 
 
 @pytest.fixture(scope="module")
-def outsider():
-    return get_host(hosts_in_group(SCENARIO, "outsiders")[0])
+def outsider(scenario):
+    return get_host(hosts_in_group(scenario, "outsiders")[0])
 
 
 def test_listed_client_network_reaches_redis(client, server_ip):

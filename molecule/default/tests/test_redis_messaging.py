@@ -2,7 +2,7 @@
 
 import uuid
 
-from redis_testlib import wait_for
+from redisops_testlib.polling import wait_for
 
 
 def test_pubsub_message_crosses_hosts_after_confirmed_subscription(remote, users, client):
@@ -10,11 +10,8 @@ def test_pubsub_message_crosses_hosts_after_confirmed_subscription(remote, users
     channel = f"app:events:{uuid.uuid4().hex[:8]}"
     out = f"/tmp/sub-{channel.rsplit(':', 1)[1]}.out"
     # Subscribe first, in the background, bounded by timeout.
-    client.run(
-        f"REDISCLI_AUTH={password} setsid timeout 30 redis-cli --no-auth-warning "
-        f"-h {remote.address} -p {remote.port} --user app SUBSCRIBE {channel} "
-        f">{out} 2>&1 </dev/null &"
-    )
+    subscribe = remote.command("app", password, "SUBSCRIBE", channel, timeout=30)
+    client.run(f"setsid {subscribe} >{out} 2>&1 </dev/null &")
     # Redis confirms a subscription with a "subscribe <channel> <count>" reply.
     wait_for(lambda: f"subscribe\n{channel}\n1" in client.file(out).content_string)
     assert remote.out("app", password, "PUBLISH", channel, "hello-from-client") == "1"
@@ -34,23 +31,17 @@ def test_stream_entry_of_dead_consumer_is_claimed_and_acked(remote, users, versi
     assert entry_id in read
     # "dead" never acks. Another consumer takes the entry once it is idle.
     if version >= (6, 2):
-        claimed = wait_for(
-            lambda: entry_id in (r := app("XAUTOCLAIM", stream, "workers", "alive", "200", "0-0")) and r
-        )
+        claimed = wait_for(lambda: entry_id in (r := app("XAUTOCLAIM", stream, "workers", "alive", "200", "0-0")) and r)
     else:  # Redis 6.0: no XAUTOCLAIM; XPENDING + XCLAIM
         assert entry_id in app("XPENDING", stream, "workers", "-", "+", "10")
-        claimed = wait_for(
-            lambda: entry_id in (r := app("XCLAIM", stream, "workers", "alive", "200", entry_id)) and r
-        )
+        claimed = wait_for(lambda: entry_id in (r := app("XCLAIM", stream, "workers", "alive", "200", entry_id)) and r)
     assert "resize" in claimed
     assert app("XACK", stream, "workers", entry_id) == "1"
     assert app("XPENDING", stream, "workers").splitlines()[0] == "0"
 
 
 FIXED_WINDOW = (
-    "local n = redis.call('INCR', KEYS[1]) "
-    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
-    "return n"
+    "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
 )
 
 

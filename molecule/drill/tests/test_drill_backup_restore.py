@@ -5,11 +5,12 @@ Runbook: docs/runbooks/redis-backup-restore.md
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
-from conftest import NEW_SERVER, PORT, SERVER
-from drill_lib import admin, fingerprint, key_count, ops, ops_ok, seed
-from redis_testlib import RedisCli, host_address
+from redisops_testlib.drill import fingerprint, key_count, seed
+from redisops_testlib.hosts import host_address
+from redisops_testlib.redis_cli import admin
 
 
 def _only_backup(root) -> Path:
@@ -18,30 +19,30 @@ def _only_backup(root) -> Path:
     return backups[0].parent
 
 
-def test_restore_refuses_without_a_backup():
-    proc = ops("restore-redis")
+def test_restore_refuses_without_a_backup(ops):
+    proc = ops.run("restore-redis")
     assert proc.returncode != 0
     assert "No backup given" in proc.stdout
 
 
-def test_restore_refuses_a_missing_backup(tmp_path):
-    proc = ops("restore-redis", {"redis_server_backup": str(tmp_path / "nothing-here")})
+def test_restore_refuses_a_missing_backup(ops, tmp_path):
+    proc = ops.run("restore-redis", {"redis_server_backup": str(tmp_path / "nothing-here")})
     assert proc.returncode != 0
     assert "No backup found" in proc.stdout
 
 
-def test_restore_refuses_more_than_one_host(tmp_path):
-    proc = ops("restore-redis", {"redis_server_backup": str(tmp_path)}, limit=None)
+def test_restore_refuses_more_than_one_host(ops, tmp_path):
+    proc = ops.run("restore-redis", {"redis_server_backup": str(tmp_path)}, limit="all")
     assert proc.returncode != 0
     assert "Restore one host at a time" in proc.stdout
 
 
-def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
+def test_backup_flushall_restore_brings_every_key_back(server, ops, tmp_path):
     seed(server, "app:br")
     before = fingerprint(server, "app:br:*")
     assert before[0] >= 2004
 
-    out = ops_ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
+    out = ops.ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
     backup = _only_backup(tmp_path)
     assert str(backup) in out  # the playbook prints where the backup is
     manifest = json.loads((backup / "manifest.json").read_text())
@@ -51,7 +52,7 @@ def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
     assert admin(server, "FLUSHALL") == "OK"
     assert fingerprint(server, "app:br:*")[0] == 0
 
-    out = ops_ok("restore-redis", {"redis_server_backup": str(backup)})
+    out = ops.ok("restore-redis", {"redis_server_backup": str(backup)})
     after = fingerprint(server, "app:br:*")
     print(f"restore: {before[0]} keys before, {after[0]} after; sha1 {before[1]} / {after[1]}")
     assert after == before
@@ -63,26 +64,26 @@ def test_backup_flushall_restore_brings_every_key_back(server, tmp_path):
     assert not server.file("/run/systemd/system/redis-server.service.d/zz-restore.conf").exists
 
 
-def test_backup_on_one_host_restores_every_key_on_a_new_host(server, new_server, client, users, tmp_path):
+def test_backup_on_one_host_restores_every_key_on_a_new_host(server, new_server, remote, users, ops, tmp_path):
     """The backup lands on the controller; the new host was converged from the
     same inventory (the runbook's first step), so the app's users work there."""
     seed(server, "app:move")
     seeded = fingerprint(server, "app:move:*")
     assert key_count(new_server) == 0
 
-    ops_ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
+    ops.ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
     backup = _only_backup(tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
-    assert manifest["host"] == SERVER
+    assert manifest["host"] == ops.host
 
-    out = ops_ok("restore-redis", {"redis_server_backup": str(backup)}, limit=NEW_SERVER)
-    assert f"restored {NEW_SERVER} from {backup} (taken on {SERVER})" in out
+    new_name = new_server.backend.get_hostname()
+    out = ops.ok("restore-redis", {"redis_server_backup": str(backup)}, limit=new_name)
+    assert f"restored {new_name} from {backup} (taken on {ops.host})" in out
     restored = key_count(new_server)
-    print(f"new host: {restored} keys restored, {manifest['rdb_keys']} in the backup "
-          f"({manifest['rdb_expires']} with a TTL)")
+    print(f"new host: {restored} keys restored, {manifest['rdb_keys']} in the backup ({manifest['rdb_expires']} TTL)")
     assert manifest["rdb_keys"] - manifest["rdb_expires"] <= restored <= manifest["rdb_keys"]
     assert fingerprint(new_server, "app:move:*") == seeded
     # The app's user reads the restored data on the new host over the network.
-    remote_new = RedisCli(client, host_address(new_server), PORT)
+    remote_new = replace(remote, address=host_address(new_server))
     assert remote_new.out("app_data", users["app_data"]["password"], "GET", "app:move:s:7") == "v7"
     assert admin(new_server, "CONFIG", "GET", "appendonly").splitlines()[-1] == "yes"

@@ -5,12 +5,15 @@ one request fails.
 Runbook: docs/runbooks/redis-rotate-password.md
 """
 
-from conftest import PASSWORDS, REPO, SCENARIO_DIR, SERVER
-from drill_lib import ApiLoop, ops, ops_ok
-from redis_testlib import run_playbook
+from redisops_testlib.api import ApiLoop, summary
+from redisops_testlib.playbooks import run_playbook
+from redisops_testlib.scenario import REPO, scenario_of
+
+SCENARIO = scenario_of(__file__)
+PASSWORDS = SCENARIO.passwords
 
 USER = "app_data"
-NEW_PASSWORD = "data-drill-password-rotated2"
+NEW_PASSWORD = "data-drill-password-rotated2"  # noqa: S105 - a test password
 # The inventory (vault) once it holds the new password: what the operator
 # edits, given here as an extra var. redis_server_acl_users and the app's env
 # file are both derived from redisops_redis_passwords.
@@ -29,14 +32,14 @@ def _pids(host) -> dict[str, str]:
     return {u: host.service(u).systemd_properties["MainPID"] for u in APP_UNITS}
 
 
-def test_rotation_refuses_to_finish_before_the_inventory_holds_the_new_password():
-    proc = ops("rotate-redis-password", {"phase": "finish", "user": USER, "new_password": NEW_PASSWORD})
+def test_rotation_refuses_to_finish_before_the_inventory_holds_the_new_password(ops):
+    proc = ops.run("rotate-redis-password", {"phase": "finish", "user": USER, "new_password": NEW_PASSWORD})
     assert proc.returncode != 0
     assert "does not hold exactly the new password" in proc.stdout
     assert NEW_PASSWORD not in proc.stdout + proc.stderr
 
 
-def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base_url):
+def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base_url, ops):
     old = PASSWORDS[USER]
     loop = ApiLoop(app_host, base_url, "stream")
     done = False
@@ -44,7 +47,7 @@ def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base
         loop.wait_ok(20)
 
         # Phase add: both passwords work.
-        out = ops_ok("rotate-redis-password", {"phase": "add", "user": USER, "new_password": NEW_PASSWORD})
+        out = ops.ok("rotate-redis-password", {"phase": "add", "user": USER, "new_password": NEW_PASSWORD})
         assert "phase add: the new password is accepted next to the old one (1 -> 2" in out
         assert NEW_PASSWORD not in out
         assert remote.out(USER, old, "PING") == "PONG"
@@ -62,16 +65,16 @@ def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base
         loop.wait_ok(20)
 
         # Phase finish: only the new password is accepted.
-        out = ops_ok("rotate-redis-password", {
-            "phase": "finish", "user": USER, "new_password": NEW_PASSWORD, **NEW_INVENTORY})
+        out = ops.ok(
+            "rotate-redis-password", {"phase": "finish", "user": USER, "new_password": NEW_PASSWORD, **NEW_INVENTORY}
+        )
         assert "phase finish: 1 old password(s) removed" in out
         assert "WRONGPASS" in remote.out(None, None, "AUTH", USER, old)
         loop.wait_ok(20)
         # Verify: fresh connections with the deployed configuration work.
-        ops_ok("smoke", limit=None)
+        ops.ok("smoke", limit="all")
         stats = loop.stop()
-        print(f"rotation: {stats['ok']} API requests ok, {stats['failed']} failed "
-              f"({ok_before_roll} before the roll); errors {stats['errors'][:3]}")
+        print(f"rotation: {summary(stats)} ({ok_before_roll} ok before the roll); errors {stats['errors'][:3]}")
         assert stats["failed"] == 0
         assert stats["ok"] > ok_before_roll + 40
         done = True
@@ -82,5 +85,5 @@ def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base
             # migrate step needs the password Redis accepts). After a finished
             # rotation, Redis and the app agree on the new password: later
             # drills (status) need nothing more, and two rolls cost minutes.
-            run_playbook(SCENARIO_DIR / "converge.yml", tags="redis_server:acl", limit=SERVER)
+            run_playbook(SCENARIO.converge, tags="redis_server:acl", limit=ops.host)
             _roll_app(None)

@@ -3,11 +3,9 @@
 Runbook: docs/runbooks/redis-maxmemory.md (Check) and docs/runbooks/README.md
 """
 
-from drill_lib import ops_ok
 
-
-def test_status_shows_memory_persistence_and_keyspace():
-    out = ops_ok("status")
+def test_status_shows_memory_persistence_and_keyspace(ops):
+    out = ops.ok("status")
     assert "service active/running" in out
     assert "of maxmemory 256.00M" in out
     assert "policy noeviction" in out

@@ -1,0 +1,97 @@
+"""The deployed API called from a test host (hosts have no curl): one request, a loop
+in the background, a parallel burst, task states. host_client.py makes the requests
+on the host; these are its typed front ends."""
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from testinfra.host import Host
+
+from redisops_testlib.host_client import HTTPS
+from redisops_testlib.hosts import STATE_DIR, client_command, run_client
+from redisops_testlib.polling import wait_for
+from redisops_testlib.scenario import REPO
+
+
+def api_url(host_name: str) -> str:
+    """The API as other hosts reach it: the gunicorn role's default socket on host_name
+    (the one place that port is set)."""
+    listen = yaml.safe_load((REPO / "roles/gunicorn/defaults/main.yml").read_text())["gunicorn_listen"][0]
+    return f"http://{host_name}:{str(listen).rsplit(':', 1)[-1]}"
+
+
+def http(host: Host, method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 10) -> dict:
+    """One request from `host`: status, headers, body, json (the body parsed, or None),
+    seconds. AssertionError when no HTTP answer came."""
+    out = run_client(host, "request", method=method, url=url, body=body, headers=headers, timeout=timeout)
+    assert out["status"] != 0, f"{method} {url}: {out['body']}"
+    try:
+        out["json"] = json.loads(out["body"])
+    except ValueError:
+        out["json"] = None
+    return out
+
+
+def enqueue(host: Host, base_url: str, task: str, args: dict[str, Any]) -> str:
+    """POST /api/tasks from `host`; the accepted task's id."""
+    r = http(host, "POST", f"{base_url}/api/tasks", {"task": task, "args": args}, HTTPS)
+    assert r["status"] == 202, r["body"]
+    return r["json"]["task_id"]
+
+
+def burst(host: Host, url: str, n: int, parallel: int = 8) -> list[dict[str, Any]]:
+    """n GET requests from `host`, `parallel` at a time: each answer's status, headers, seconds."""
+    return run_client(host, "burst", url=url, n=n, parallel=parallel)
+
+
+def summary(stats: dict[str, Any]) -> str:
+    """What the tests print: requests, failures and the slowest request."""
+    slow = {"seconds": 0, "path": "-", "status": "-", **stats.get("slowest", {})}
+    slowest = f"slowest {slow['seconds']:.2f} s ({slow['path']}, status {slow['status']})"
+    return f"{stats.get('requests', 0)} requests, {stats.get('failed', 0)} failed, {slowest}"
+
+
+class ApiLoop:
+    """Requests to the API from `host` in the background, bounded by count and time, until stop().
+    Modes: stream = POST /api/stream (app_data user), task = POST /api/tasks "add" (broker user;
+    task ids recorded), payment = "record_payment" to `account` (payment ids recorded), deploy =
+    GET /version and POST /api/tasks in turn. Statistics: requests, ok, failed, errors (the first
+    20: [i, path, status, body]), ids, versions (seen in turn), slowest (seconds, i, path, status)."""
+
+    def __init__(self, host: Host, base_url: str, mode: str, seconds: float = 240, **kw: Any) -> None:
+        """kw: count (20000), interval (0.05 s), timeout (15 s per request), account."""
+        self.host, self.state = host, f"{STATE_DIR}/{mode}-{uuid.uuid4().hex[:8]}"
+        kw = {"count": 20000, "interval": 0.05, "timeout": 15, "account": "", **kw}
+        cmd = client_command(host, "loop", base=base_url, mode=mode, state=f"{self.state}.json", seconds=seconds, **kw)
+        host.check_output(f"setsid {cmd} >{self.state}.log 2>&1 </dev/null &")
+
+    def stats(self) -> dict[str, Any]:
+        f = self.host.file(f"{self.state}.json")
+        return json.loads(f.content_string) if f.exists else {}
+
+    def wait_ok(self, more: int, timeout: float = 60) -> None:
+        """Wait until `more` further requests succeeded."""
+        start = self.stats().get("ok", 0)
+        wait_for(lambda: self.stats().get("ok", 0) >= start + more, timeout=timeout)
+
+    def finish(self, timeout: float = 120) -> dict[str, Any]:
+        """Wait until the loop has ended (stop(), or a bound); its statistics."""
+        try:
+            wait_for(lambda: self.stats().get("done"), timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; loop log: {self.host.run(f'tail -c 2000 {self.state}.log').stdout}") from None
+        return self.stats()
+
+    def stop(self, timeout: float = 60) -> dict[str, Any]:
+        """End the loop after its current request; its statistics."""
+        self.host.check_output(f"touch {self.state}.json.stop")
+        return self.finish(timeout)
+
+
+def task_states(host: Host, base_url: str, ids: Sequence[str] = (), loop: ApiLoop | None = None) -> dict[str, int]:
+    """{state: count} of Celery tasks, read through the API from `host`: ids, and those
+    a task loop recorded (read on the host)."""
+    return run_client(host, "states", base=base_url, ids=list(ids), ids_from=f"{loop.state}.json" if loop else "")

@@ -1,0 +1,165 @@
+"""The one program the tests run on the test hosts: HTTP to the app, RESP to Redis.
+Standard library only, Python 3.9+ (Debian 11). Usage: host_client.py COMMAND 'JSON of its
+keyword arguments'; prints one JSON document. Every loop is bounded in count and time, and
+traffic goes only to the addresses given (the scenario's hosts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+# Production settings redirect plain HTTP to HTTPS except for the probes; the
+# proxy that ends TLS says so with this header (the app trusts one proxy).
+HTTPS = {"X-Forwarded-Proto": "https"}
+
+
+def request(method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 10) -> dict:
+    """One request: status (0 when no HTTP answer came), headers, body text, seconds taken."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))  # noqa: S310
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            status, head, text = resp.status, dict(resp.headers), resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        status, head, text = e.code, dict(e.headers), e.read().decode(errors="replace")
+    except OSError as e:
+        status, head, text = 0, {}, repr(e)
+    return {"status": status, "headers": head, "body": text, "seconds": round(time.monotonic() - start, 4)}
+
+
+def write(path: str, data: Any) -> None:
+    """Replace the file at path with data (text, or JSON) at once."""
+    with open(path + ".tmp", "w") as f:
+        f.write(data if isinstance(data, str) else json.dumps(data))
+    os.replace(path + ".tmp", path)
+
+
+def loop_request(mode: str, i: int, tag: str, account: str) -> tuple[str, str, Any, int, str]:
+    """(method, path, body, expected status, what to record) of request i in `mode`."""
+    if mode == "deploy":  # GET /version (the versions seen) and POST /api/tasks in turn
+        mode = "version" if i % 2 == 0 else "add"
+    payment = {"payment_id": f"{account}-{i}", "account": account, "amount": 1}
+    return {
+        "stream": ("POST", "/api/stream", {"fields": {"drill": tag, "n": str(i)}}, 201, ""),  # app_data user: XADD
+        "task": ("POST", "/api/tasks", {"task": "add", "args": {"x": i, "y": 1}}, 202, "task_id"),  # broker user
+        "payment": ("POST", "/api/tasks", {"task": "record_payment", "args": payment}, 202, "payment_id"),
+        "version": ("GET", "/version", None, 200, "version"),
+        "add": ("POST", "/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}}, 202, ""),
+    }[mode]
+
+
+def loop(
+    base: str, mode: str, state: str, seconds: float, count: int, interval: float, timeout: float, account: str
+) -> dict:
+    """At most `count` requests for at most `seconds`, until <state>.stop appears; the statistics
+    (requests, ok, failed, first errors, recorded ids/versions, slowest request) are rewritten
+    to `state` as it runs, with done = true at the end."""
+    stats: dict = {"requests": 0, "ok": 0, "failed": 0, "errors": [], "ids": [], "versions": [], "done": False}
+    stats["slowest"] = {"seconds": 0.0}
+    deadline, i = time.monotonic() + seconds, 0
+    while i < count and time.monotonic() < deadline and not os.path.exists(state + ".stop"):
+        method, path, body, want, record = loop_request(mode, i, os.path.basename(state), account)
+        answer = request(method, base + path, body, HTTPS, timeout)
+        stats["requests"] += 1
+        if answer["seconds"] > stats["slowest"]["seconds"]:
+            stats["slowest"] = {"seconds": answer["seconds"], "i": i, "path": path, "status": answer["status"]}
+        try:
+            if answer["status"] != want:
+                raise ValueError(answer["status"])
+            if record == "payment_id":
+                stats["ids"].append(body["args"]["payment_id"])
+            elif record == "version":
+                version = json.loads(answer["body"])["version"]
+                if stats["versions"][-1:] != [version]:
+                    stats["versions"].append(version)
+            elif record:
+                stats["ids"].append(json.loads(answer["body"])[record])
+            stats["ok"] += 1
+        except (ValueError, KeyError, TypeError):
+            stats["failed"] += 1
+            if len(stats["errors"]) < 20:
+                stats["errors"].append([i, path, answer["status"], answer["body"][:200]])
+        i += 1
+        if i <= 10 or i % 10 == 0:
+            write(state, stats)
+        time.sleep(interval)
+    stats["done"] = True
+    write(state, stats)
+    return stats
+
+
+def burst(url: str, n: int, parallel: int = 8, timeout: float = 10) -> list:
+    """n GET requests, `parallel` at a time: each answer's status, headers and seconds, in order."""
+    with ThreadPoolExecutor(parallel) as pool:
+        answers = list(pool.map(lambda _: request("GET", url, None, HTTPS, timeout), range(n)))
+    return [{k: v for k, v in a.items() if k != "body"} for a in answers]
+
+
+def states(base: str, ids: list[str], ids_from: str = "", timeout: float = 10) -> dict[str, int]:
+    """{state: count} of Celery tasks read through the API: ids, and those recorded in a loop's state file."""
+    if ids_from:
+        with open(ids_from) as f:
+            ids = ids + json.load(f)["ids"]
+    counts: dict[str, int] = {}
+    for task_id in ids:
+        answer = request("GET", f"{base}/api/tasks/{task_id}", None, HTTPS, timeout)
+        state = json.loads(answer["body"])["state"] if answer["status"] == 200 else f"HTTP {answer['status']}"
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+class Resp:
+    """One Redis connection, RESP by hand (hosts have redis-cli, not redis-py); AUTH first."""
+
+    def __init__(self, address: str, port: int, user: str, timeout: float = 10) -> None:
+        self.sock = socket.create_connection((address, port), timeout=timeout)
+        self.reader = self.sock.makefile("rb")
+        self.auth = self.command("AUTH", user, os.environ["REDIS_PASSWORD"])
+
+    def command(self, *words: str) -> str:
+        """Send one command; its reply's first line (enough for +OK, -ERR, :1)."""
+        args = [w.encode() for w in words]
+        self.sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in args))
+        return self.reader.readline().decode().strip()
+
+
+def redis_set(address: str, port: int, user: str, prefix: str, first: int, last: int) -> dict:
+    """SET <prefix>:<i> for i in [first, last) on one connection: which were acknowledged, what refusals said."""
+    conn, acked, refused = Resp(address, port, user), [], {}
+    if conn.auth != "+OK":
+        raise SystemExit(f"AUTH as {user}: {conn.auth}")
+    for i in range(first, last):
+        reply = conn.command("SET", f"{prefix}:{i}", f"value-{i}-" + "x" * 200)
+        if reply == "+OK":
+            acked.append(i)
+        else:
+            refused[reply] = refused.get(reply, 0) + 1
+    return {"acked": acked, "refused": refused}
+
+
+def redis_hold(address: str, port: int, user: str, state: str) -> dict:
+    """AUTH + PING (replies to <state>.ready); once <state>.go appears (120 s at most),
+    PING + SET on the same connection (replies to <state>.result)."""
+    conn = Resp(address, port, user, timeout=5)
+    write(state + ".ready", conn.auth + " " + conn.command("PING"))
+    deadline = time.monotonic() + 120
+    while not os.path.exists(state + ".go") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    write(state + ".result", conn.command("PING") + " " + conn.command("SET", "app:acl:held", os.path.basename(state)))
+    return {}
+
+
+COMMANDS = {f.__name__: f for f in (request, loop, burst, states, redis_set, redis_hold)}
+
+if __name__ == "__main__":
+    print(json.dumps(COMMANDS[sys.argv[1]](**json.loads(sys.argv[2]))))

@@ -1,0 +1,58 @@
+"""Run the bundle's playbooks on the scenario's inventory, as an operator does."""
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redisops_testlib.scenario import REPO
+
+
+def ansible_playbook(
+    playbook: Path, extra_vars: dict | None = None, tags: str = "", verbosity: int = 0, limit: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run a playbook (e.g. the scenario's converge.yml) on the scenario's inventory,
+    with plain output: the tests read its messages."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_ROLES_PATH=str(REPO / "roles"))
+    env.pop("ANSIBLE_FORCE_COLOR", None)
+    env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(playbook)]
+    cmd += (["--tags", tags] if tags else []) + (["--limit", limit] if limit else [])
+    cmd += (["-" + "v" * verbosity] if verbosity else []) + (["-e", json.dumps(extra_vars)] if extra_vars else [])
+    return subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
+
+
+def build_wheel(version: str) -> None:
+    """Add the app's wheel at `version` to build/wheelhouse (the other wheels are there), for a deploy."""
+    env = {**os.environ, "APP_VERSION": version, "WHEELHOUSE_APP_ONLY": "1"}
+    subprocess.run([REPO / "django_app/scripts/wheelhouse.sh"], env=env, check=True, capture_output=True, timeout=300)
+
+
+def run_playbook(playbook: Path, extra_vars: dict | None = None, **kw: Any) -> str:
+    """ansible_playbook() that must succeed; its output."""
+    proc = ansible_playbook(playbook, extra_vars, **kw)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class Ops:
+    """playbooks/ops/<name>.yml as the runbooks run them: `-l <host>`, the Redis host
+    under test unless limit says otherwise ("all": the playbook's own hosts). stdout
+    comes back with runs of whitespace made single spaces: the YAML callback wraps
+    long messages at arbitrary places."""
+
+    host: str
+
+    def run(self, name: str, extra_vars: dict | None = None, limit: str | None = None) -> subprocess.CompletedProcess:
+        proc = ansible_playbook(REPO / "playbooks" / "ops" / f"{name}.yml", extra_vars, limit=limit or self.host)
+        proc.stdout = " ".join(proc.stdout.split())
+        return proc
+
+    def ok(self, name: str, extra_vars: dict | None = None, limit: str | None = None) -> str:
+        """run() that must succeed; its output."""
+        proc = self.run(name, extra_vars, limit)
+        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+        return proc.stdout
