@@ -13,7 +13,7 @@ SCENARIO = scenario_of(__file__)
 PASSWORDS = SCENARIO.passwords
 
 USER = "app_data"
-NEW_PASSWORD = "data-drill-password-rotated2"  # noqa: S105 - a test password
+NEW_PASSWORD = "data-drill-password-rotated2"
 # The inventory (vault) once it holds the new password: what the operator
 # edits, given here as an extra var. redis_server_acl_users and the app's env
 # file are both derived from redisops_redis_passwords.
