@@ -18,7 +18,7 @@ MATRIX ?= debian11 debian12 debian13
 LANES ?= "default tls default@debian11 default@debian13" "app drill@debian11"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
-        bench-redis bench-app acl-export wheelhouse test-app-stack smoke clean check-units-systemd247
+        bench-redis bench-app acl-export wheelhouse test-app-stack smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -84,28 +84,6 @@ smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless I
 
 test-app-stack: deps venv images wheelhouse ## The full-stack Molecule scenario (redis, web + beat, worker)
 	molecule test -s app
-
-# The app's units as the roles rendered them on converged hosts (the app
-# scenario after `molecule converge -s app`, or the demo:
-# UNIT_HOSTS="redisops-web1 redisops-worker1"), checked by systemd 247, the
-# oldest we support (Debian 11; Ubuntu 22.04 has 249). Missing binaries are
-# expected there; unknown keys or sections and parse errors fail.
-UNIT_HOSTS ?= web-app worker-app
-check-units-systemd247: deps ## systemd-analyze verify the app units of UNIT_HOSTS on systemd 247 (Debian 11)
-	scripts/build-images.sh debian11
-	dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
-	for h in $(UNIT_HOSTS); do \
-	  podman exec "$$h" sh -c 'cd /etc/systemd/system && tar -cf - redisops-*' | tar -C "$$dir" -xf -; \
-	done; \
-	units=$$(cd "$$dir" && ls -d *.service *.socket | sed 's/@\.service$$/@check.service/'); \
-	echo "checking:" $$units; \
-	out=$$(podman run --rm --runtime=runc --cgroup-manager=cgroupfs \
-	  --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 -v "$$dir":/units:ro \
-	  localhost/debian11-systemd:latest sh -c 'cp -r /units/* /etc/systemd/system/ && \
-	    cd /etc/systemd/system && systemctl --version | head -1 && \
-	    SYSTEMD_LOG_COLOR=0 systemd-analyze verify "$$@" 2>&1 || true' sh $$units); \
-	echo "$$out"; \
-	! grep -E "Unknown key name|Unknown section|Failed to parse" <<<"$$out"
 
 demo-down: venv ## Remove the demo's local hosts and network
 	ansible-playbook playbooks/local/hosts-down.yml

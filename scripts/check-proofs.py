@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "roles/*/README.md", "django_app/README.md", "inventories/*/README.md", "docs/**/*.md")
+DOCS = (
+    "README.md",
+    "roles/*/README.md",
+    "django_app/README.md",
+    "inventories/*/README.md",
+    "systemd/README.md",
+    "docs/**/*.md",
+)
 
 # path/to/test_x.py::name[::name...][param], or a bare ::test_name after one;
 # never in the middle of a longer token (std::move, [::1], a.py::b inside a URL path).

@@ -1,11 +1,16 @@
-"""A deploy of a new app version, the operator's way, drops no request."""
+"""A deploy of a new app version, the operator's way, drops no request; a rollback
+refuses hosts that would end on different versions."""
 
 from redisops_testlib.api import HTTPS, ApiLoop, http, summary
+from redisops_testlib.hosts import hosts_in_group
 from redisops_testlib.playbooks import build_wheel, run_playbook
 from redisops_testlib.scenario import REPO
 
 RELEASED = (REPO / "django_app" / "VERSION").read_text().strip()
 NEXT = "0.1.1"
+# Deployed to the worker host only, as a deploy that stopped half way.
+AHEAD = "0.1.2"
+VENV = "/opt/redisops/venv"
 
 
 def _master_pid(web) -> str:
@@ -40,3 +45,30 @@ def test_deploy_while_a_client_loops_drops_no_request(web, worker, base_url):
     assert r["json"]["version"] == target
     # A reload (HUP), not a restart: the master stayed, new workers took over.
     assert _master_pid(web) == master
+
+
+def test_rollback_refuses_hosts_that_would_end_on_different_versions(web, worker, base_url, ops, scenario):
+    """A deploy that reached only some hosts leaves them with different previous
+    releases: a rollback without a version refuses before it changes anything; naming
+    one brings every host to it (docs/runbooks/app-deploy-rollback.md)."""
+    live = http(worker, "GET", f"{base_url}/version")["json"]["version"]
+    build_wheel(AHEAD)
+    run_playbook(
+        REPO / "playbooks/site.yml",
+        {"django_app_version": AHEAD},
+        tags="django_app",
+        limit=hosts_in_group(scenario, "app_workers")[0],
+    )
+    links = {h: h.file(VENV).linked_to for h in (web, worker)}
+
+    proc = ops.run("rollback", limit="all")
+    assert proc.returncode != 0
+    assert "The hosts would roll back to different versions" in proc.stdout, proc.stdout[-2000:]
+    assert "Nothing was changed" in proc.stdout
+    assert {h: h.file(VENV).linked_to for h in (web, worker)} == links
+
+    out = ops.ok("rollback", {"django_app_rollback_to": live}, limit="all")
+    assert "already live, nothing changed" in out, out[-2000:]
+    assert f"-> {live}-" in out
+    assert http(worker, "GET", f"{base_url}/version")["json"]["version"] == live
+    assert worker.file(VENV).linked_to.rsplit("/", 1)[-1].startswith(f"{live}-")

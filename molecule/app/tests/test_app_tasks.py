@@ -1,10 +1,16 @@
-"""Celery: tasks enqueued through the API run on the worker host; beat fires."""
+"""Celery: tasks enqueued through the API run on the worker host; a restart lets a
+running task finish; beat fires, on exactly one host."""
+
+import shlex
+import time
+import uuid
 
 from redisops_testlib.api import HTTPS, enqueue, http
-from redisops_testlib.hosts import journal
+from redisops_testlib.hosts import hosts_in_group, journal
+from redisops_testlib.playbooks import ansible_playbook
 from redisops_testlib.polling import wait_for
 from redisops_testlib.redis_cli import admin
-from redisops_testlib.scenario import scenario_of
+from redisops_testlib.scenario import REPO, scenario_of
 
 APP_ENV = scenario_of(__file__).app_env
 HEARTBEAT = "app:beat:heartbeat"
@@ -42,3 +48,42 @@ def test_beat_fires_within_its_interval(redis):
 def test_beat_runs_on_exactly_one_host(web, worker):
     assert web.service("redisops-beat.service").is_running
     assert not worker.service("redisops-beat.service").is_running
+
+
+def test_beat_role_refuses_no_beat_host_or_two(web):
+    """Two beats would send every periodic task twice, none sends nothing: the role
+    refuses before it changes anything."""
+    pid = web.service("redisops-beat.service").systemd_properties["MainPID"]
+    app_hosts = hosts_in_group(scenario_of(__file__), "app")
+    for group, holds in (("app", ", ".join(app_hosts)), ("no_such_group", "none")):
+        proc = ansible_playbook(REPO / "playbooks/beat.yml", {"celery_beat_group": group})
+        out = " ".join(proc.stdout.split())
+        assert proc.returncode != 0
+        assert f"Group {group} must hold exactly one host (it holds {holds})" in out, out[-2000:]
+    assert web.service("redisops-beat.service").systemd_properties["MainPID"] == pid
+
+
+def test_warm_shutdown_finishes_the_task_in_flight(web, worker, redis, base_url):
+    """A worker restart (deploy, restart-workers.yml) is a warm shutdown: the task it
+    runs finishes, and is not run again."""
+    payment = f"warm-{uuid.uuid4().hex[:8]}"
+    code = (
+        "from redisops.tasks import record_payment; print(record_payment.apply_async(kwargs={"
+        f"'payment_id': '{payment}', 'account': '{payment}', 'amount': 1, 'hold_seconds': 8}}).id)"
+    )
+    task_id = worker.check_output(f"redisops-manage shell -c {shlex.quote(code)}").splitlines()[-1]
+    wait_for(lambda: http(web, "GET", f"{base_url}/api/tasks/{task_id}", headers=HTTPS)["json"]["state"] == "STARTED")
+    unit = "redisops-worker@default.service"
+    pid = worker.service(unit).systemd_properties["MainPID"]
+    since = worker.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    started = time.monotonic()
+    worker.check_output(f"systemctl restart {unit}")
+    print(f"warm shutdown: the restart waited {time.monotonic() - started:.1f} s for the task in flight")
+    result = wait_for(lambda: _result(web, base_url, task_id))
+    assert (result["state"], result["result"]["applied"]) == ("SUCCESS", True)
+    assert worker.service(unit).systemd_properties["MainPID"] != pid
+    log = journal(worker, unit, since=since)
+    assert "Warm shutdown" in log, log[-2000:]
+    # Ran once: the payment counted once, and no redelivery found it done already.
+    assert admin(redis, "HGET", "app:task:ledger", payment) == "1"
+    assert f"payment {payment} already recorded" not in journal(worker, unit, since="-5min")

@@ -129,6 +129,21 @@ def test_dead_letters_are_replayed_once_the_cause_is_gone(server, app_host, base
         admin(server, "DEL", f"app:outage:{dependency}")
 
 
+def test_rollback_refuses_without_a_release_to_go_back_to(app_host, ops):
+    """One release installed (the converge's): no previous release to go back to,
+    and a version that is not installed; each refused, nothing changed."""
+    venv = app_host.file("/opt/redisops/venv").linked_to
+    for extra, reason in (
+        (None, "No previous release recorded on"),
+        ({"django_app_rollback_to": "9.9.9"}, "Version 9.9.9 is not installed on"),
+    ):
+        proc = ops.run("rollback", extra, limit="all")
+        assert proc.returncode != 0
+        assert reason in proc.stdout, proc.stdout[-2000:]
+        assert "Nothing was changed" in proc.stdout
+    assert app_host.file("/opt/redisops/venv").linked_to == venv
+
+
 def test_rollback_brings_back_the_previous_version(app_host, base_url, ops):
     current = (REPO / "django_app" / "VERSION").read_text().strip()
     newer = "0.1.2"

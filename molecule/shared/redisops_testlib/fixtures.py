@@ -13,6 +13,12 @@ from redisops_testlib.redis_cli import RedisCli
 from redisops_testlib.scenario import Scenario, scenario_of
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked converged_state run first: they check the hosts as the converge
+    left them, before other tests deploy another version or break things."""
+    items.sort(key=lambda item: item.get_closest_marker("converged_state") is None)
+
+
 @pytest.fixture(scope="session")
 def scenario(request: pytest.FixtureRequest) -> Scenario:
     """The scenario of the tests being run."""

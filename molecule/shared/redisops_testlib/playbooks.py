@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,12 @@ from redisops_testlib.scenario import REPO
 
 
 def ansible_playbook(
-    playbook: Path, extra_vars: dict | None = None, tags: str = "", verbosity: int = 0, limit: str = ""
+    playbook: Path,
+    extra_vars: dict | None = None,
+    tags: str = "",
+    verbosity: int = 0,
+    limit: str = "",
+    check: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run a playbook (e.g. the scenario's converge.yml) on the scenario's inventory,
     with plain output: the tests read its messages."""
@@ -19,9 +25,26 @@ def ansible_playbook(
     env.pop("ANSIBLE_FORCE_COLOR", None)
     env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
     cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(playbook)]
-    cmd += (["--tags", tags] if tags else []) + (["--limit", limit] if limit else [])
+    cmd += (["--tags", tags] if tags else []) + (["--limit", limit] if limit else []) + (["--check"] if check else [])
     cmd += (["-" + "v" * verbosity] if verbosity else []) + (["-e", json.dumps(extra_vars)] if extra_vars else [])
     return subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
+
+
+def assert_check_mode_changes_nothing(playbook: Path) -> None:
+    """A check-mode run of the converge on converged hosts: no failure and no change
+    (the hifis toolkit's `check` step, plus the "no change" Molecule's step does not assert)."""
+    proc = ansible_playbook(playbook, check=True)
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout, re.M)
+    changed, task = [], ""
+    for line in proc.stdout.splitlines():
+        if line.startswith("TASK ["):
+            task = line[6 : line.rfind("]")]
+        elif line.startswith("changed: "):
+            changed.append(f"{task} {line.split()[1]}")
+    print(f"check mode: {recap}")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert recap, proc.stdout[-2000:]
+    assert all(c == u == f == "0" for _, c, u, f in recap), f"changed in check mode: {changed}"
 
 
 def build_wheel(version: str) -> None:
