@@ -11,7 +11,7 @@ import yaml
 
 from redisops_testlib.api import HTTPS, http
 from redisops_testlib.hosts import get_host, hosts_in_group, journal
-from redisops_testlib.playbooks import run_playbook
+from redisops_testlib.playbooks import ansible_playbook, run_playbook
 from redisops_testlib.polling import wait_for
 from redisops_testlib.scenario import REPO, scenario_of
 
@@ -159,3 +159,28 @@ def test_services_come_back_after_host_restart(web, worker, base_url):
         lambda: (x := http(worker, "GET", f"{base_url}/readyz", headers=HTTPS))["status"] == 200 and x, timeout=60
     )
     assert r["json"]["status"] == "ready"
+
+
+def test_an_instance_no_longer_listed_is_stopped_and_disabled(worker):
+    instances = yaml.safe_load((REPO / "roles/celery_worker/defaults/main.yml").read_text())["celery_worker_instances"]
+    heavy = "redisops-worker@heavy.service"
+    try:
+        run_playbook(
+            REPO / "playbooks/workers.yml", {"celery_worker_instances": [i for i in instances if i["name"] != "heavy"]}
+        )
+        assert (worker.service(heavy).is_running, worker.service(heavy).is_enabled) == (False, False)
+        assert not worker.file("/etc/redisops/worker-heavy.env").exists
+    finally:
+        run_playbook(REPO / "playbooks/workers.yml")
+    assert (worker.service(heavy).is_running, worker.service(heavy).is_enabled) == (True, True)
+
+
+def test_worker_role_refuses_a_stop_timeout_within_the_task_time_limit(worker):
+    """A stop that does not outlast the longest task would kill running tasks."""
+    pid = worker.service("redisops-worker@default.service").systemd_properties["MainPID"]
+    proc = ansible_playbook(REPO / "playbooks/workers.yml", {"celery_worker_stop_timeout": 30})
+    assert proc.returncode != 0
+    assert "celery_worker_stop_timeout (30 s) must exceed the app's hard task time limit (90 s)" in " ".join(
+        proc.stdout.split()
+    )
+    assert worker.service("redisops-worker@default.service").systemd_properties["MainPID"] == pid

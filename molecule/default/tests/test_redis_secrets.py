@@ -1,6 +1,7 @@
-"""Secrets never reach the logs, not even with -vvv."""
+"""Secrets never reach the logs, not even with -vvv, nor a command line."""
 
 from redisops_testlib.playbooks import run_playbook
+from redisops_testlib.polling import wait_for
 
 
 def test_no_password_in_a_vvv_converge(scenario):
@@ -19,3 +20,18 @@ def test_no_password_in_a_vvv_converge(scenario):
         assert leaked == []
     finally:
         run_playbook(scenario.converge, tags="redis_server:acl")
+
+
+def test_redis_admin_keeps_the_password_out_of_argv(server, scenario):
+    """redis-admin hands the admin password to redis-cli in REDISCLI_AUTH: not in any
+    process's command line while it runs (what `ps` shows every user)."""
+    password = scenario.redis_vars["redis_server_admin_password"]
+    server.run("setsid redis-admin BLPOP app:argv-probe 5 >/dev/null 2>&1 &")
+
+    def probe_running() -> str:
+        out = server.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '")
+        return out if "app:argv-probe" in out else ""
+
+    cmdlines = wait_for(probe_running)
+    assert "redis-cli" in cmdlines
+    assert password not in cmdlines

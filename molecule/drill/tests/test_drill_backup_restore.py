@@ -37,6 +37,18 @@ def test_restore_refuses_more_than_one_host(ops, tmp_path):
     assert "Restore one host at a time" in proc.stdout
 
 
+def test_restore_refuses_a_damaged_backup_and_changes_nothing(server, ops, tmp_path):
+    ops.ok("backup-redis", {"redis_server_backup_root": str(tmp_path)})
+    backup = _only_backup(tmp_path)
+    archive = backup / "redis-data.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:-64] + b"x" * 64)  # damaged in transit or at rest
+    pid = server.service("redis-server").systemd_properties["MainPID"]
+    proc = ops.run("restore-redis", {"redis_server_backup": str(backup)})
+    assert proc.returncode != 0
+    assert "does not match the SHA-256 in its manifest: not restoring from it" in proc.stdout, proc.stdout[-2000:]
+    assert server.service("redis-server").systemd_properties["MainPID"] == pid
+
+
 def test_backup_flushall_restore_brings_every_key_back(server, ops, tmp_path):
     seed(server, "app:br")
     before = fingerprint(server, "app:br:*")

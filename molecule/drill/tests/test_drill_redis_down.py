@@ -9,12 +9,16 @@ from redisops_testlib.redis_cli import ping
 from redisops_testlib.scenario import REPO
 
 
-def test_stopped_redis_is_reported_by_status(server, ops):
+def test_stopped_redis_is_reported_by_status_and_not_backed_up(server, ops, tmp_path):
     server.check_output("systemctl stop redis-server")
     try:
         out = ops.ok("status")
         assert "NOT ANSWERING" in out
         assert "inactive/dead" in out
+        proc = ops.run("backup-redis", {"redis_server_backup_root": str(tmp_path)})
+        assert proc.returncode != 0
+        assert "a BGSAVE needs a running Redis" in proc.stdout, proc.stdout[-2000:]
+        assert list(tmp_path.iterdir()) == []
     finally:
         server.check_output("systemctl start redis-server")
 

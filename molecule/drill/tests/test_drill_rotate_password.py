@@ -52,6 +52,9 @@ def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base
         assert NEW_PASSWORD not in out
         assert remote.out(USER, old, "PING") == "PONG"
         assert remote.out(USER, NEW_PASSWORD, "PING") == "PONG"
+        again = ops.ok("rotate-redis-password", {"phase": "add", "user": USER, "new_password": NEW_PASSWORD})
+        assert "accepts 2 passwords: nothing to change" in again
+        assert "changed=0" in again
 
         # The vault holds the new password; roll the app onto it.
         pids = _pids(app_host)
