@@ -74,6 +74,7 @@ test-matrix: deps venv ## The default scenario on Debian 11, 12 and 13 (Redis 6.
 
 demo: deps venv images wheelhouse ## Local systemd hosts + playbooks/site.yml + smoke, then print how to reach them
 	ansible-playbook playbooks/local/hosts-up.yml -e local_image=localhost/$(IMAGE)-systemd:latest
+	ansible-playbook playbooks/local/pki.yml
 	ansible-playbook playbooks/site.yml
 	ansible-playbook playbooks/smoke.yml
 	ansible-playbook playbooks/local/summary.yml

@@ -1,7 +1,7 @@
 """A deploy of a new app version, the operator's way, drops no request; a rollback
 refuses hosts that would end on different versions."""
 
-from redisops_testlib.api import HTTPS, ApiLoop, http, summary
+from redisops_testlib.api import AUTH, ApiLoop, http, summary
 from redisops_testlib.hosts import hosts_in_group
 from redisops_testlib.playbooks import build_wheel, run_playbook
 from redisops_testlib.scenario import REPO
@@ -41,7 +41,7 @@ def test_deploy_while_a_client_loops_drops_no_request(web, worker, base_url):
     # gunicorn workers overlap for a moment), and many requests.
     assert (stats["versions"][0], stats["versions"][-1]) == (before, target)
     assert stats["requests"] >= 100
-    r = http(worker, "GET", f"{base_url}/version", headers=HTTPS)
+    r = http(worker, "GET", f"{base_url}/version", headers=AUTH)
     assert r["json"]["version"] == target
     # A reload (HUP), not a restart: the master stayed, new workers took over.
     assert _master_pid(web) == master

@@ -1,6 +1,9 @@
-"""HTTP through gunicorn on the web host, from another host."""
+"""HTTP through the proxy and gunicorn on the web host, from another host: every
+malformed input answers 4xx with a JSON reason, never a 500 or an HTML page."""
 
-from redisops_testlib.api import HTTPS, http
+import pytest
+
+from redisops_testlib.api import AUTH, http
 from redisops_testlib.polling import wait_for
 
 
@@ -10,10 +13,35 @@ def test_readyz_is_200_from_another_host(worker, base_url):
     assert all(check["ok"] for check in r["json"]["checks"].values())
 
 
-def test_bad_input_gets_json_400(worker, base_url):
-    r = http(worker, "POST", f"{base_url}/api/tasks", {"task": "nope"}, HTTPS)
-    assert r["status"] == 400
-    assert "unknown task" in r["json"]["error"]
+JSON = {**AUTH, "Content-Type": "application/json"}
+MALFORMED = {
+    "unknown task": ("POST", "/api/tasks", {"raw": '{"task": "nope"}'}, 400),
+    "bad JSON": ("POST", "/api/tasks", {"raw": '{"task": "add", '}, 400),
+    "not an object": ("POST", "/api/tasks", {"raw": "[1, 2]"}, 400),
+    "wrong type": ("POST", "/api/tasks", {"raw": '{"task": "add", "args": {"x": "1", "y": 2}}'}, 400),
+    "out of range": ("POST", "/api/tasks", {"raw": '{"task": "add", "args": {"x": 1e30, "y": 2}}'}, 400),
+    "unknown field": ("POST", "/api/tasks", {"raw": '{"task": "add", "args": {"x": 1, "y": 2, "z": 3}}'}, 400),
+    "oversize field": ("POST", "/api/publish", {"raw": '{"topic": "t", "message": "' + "m" * 9000 + '"}'}, 400),
+    "bad topic": ("POST", "/api/publish", {"raw": '{"topic": "a b", "message": "m"}'}, 400),
+    "reserved stream field": ("POST", "/api/stream", {"raw": '{"fields": {"poison": "1"}}'}, 400),
+    "wrong method": ("DELETE", "/api/tasks", {}, 405),
+    "bad content type": (
+        "POST",
+        "/api/tasks",
+        {"raw": "task=add", "headers": {**AUTH, "Content-Type": "text/plain"}},
+        400,
+    ),
+    "bad UUID": ("GET", "/api/tasks/not-a-uuid", {}, 400),
+    "unknown path": ("GET", "/api/nothing-here", {}, 404),
+}
+
+
+@pytest.mark.parametrize(("method", "path", "how", "status"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_input_gets_a_json_4xx(worker, base_url, method, path, how, status):
+    r = http(worker, method, f"{base_url}{path}", headers=how.get("headers", JSON), raw=how.get("raw"))
+    assert r["status"] == status, r["body"][:300]
+    assert r["headers"]["Content-Type"] == "application/json"
+    assert isinstance(r["json"]["error"], str)
 
 
 def test_version_reports_the_deployed_release(worker, web, base_url):

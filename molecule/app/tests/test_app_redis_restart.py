@@ -10,7 +10,7 @@ unacked set until visibility_timeout (1 h) before it is redelivered.
 import contextlib
 import uuid
 
-from redisops_testlib.api import HTTPS, ApiLoop, enqueue, http, summary
+from redisops_testlib.api import AUTH, ApiLoop, enqueue, http, summary
 from redisops_testlib.hosts import journal
 from redisops_testlib.polling import wait_for
 from redisops_testlib.redis_cli import admin
@@ -62,6 +62,6 @@ def test_no_task_is_lost_when_redis_restarts(web, worker, redis, base_url):
     # serve both queues.
     assert _main_pids(worker) == pids
     task_id = enqueue(web, base_url, "heavy_checksum", {"size_kib": 1, "rounds": 1})
-    wait_for(lambda: http(web, "GET", f"{base_url}/api/tasks/{task_id}", headers=HTTPS)["json"]["state"] == "SUCCESS")
+    wait_for(lambda: http(web, "GET", f"{base_url}/api/tasks/{task_id}", headers=AUTH)["json"]["state"] == "SUCCESS")
     # The API rode out the restart: no enqueue was refused.
     assert (stats["requests"], stats["failed"]) == (n, 0), stats["errors"]

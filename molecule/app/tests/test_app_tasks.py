@@ -5,7 +5,7 @@ import shlex
 import time
 import uuid
 
-from redisops_testlib.api import HTTPS, enqueue, http
+from redisops_testlib.api import AUTH, enqueue, http
 from redisops_testlib.hosts import hosts_in_group, journal
 from redisops_testlib.playbooks import ansible_playbook
 from redisops_testlib.polling import wait_for
@@ -17,7 +17,7 @@ HEARTBEAT = "app:beat:heartbeat"
 
 
 def _result(host, base_url, task_id):
-    r = http(host, "GET", f"{base_url}/api/tasks/{task_id}", headers=HTTPS)
+    r = http(host, "GET", f"{base_url}/api/tasks/{task_id}", headers=AUTH)
     return r["json"] if r["json"] and r["json"]["ready"] else None
 
 
@@ -72,7 +72,7 @@ def test_warm_shutdown_finishes_the_task_in_flight(web, worker, redis, base_url)
         f"'payment_id': '{payment}', 'account': '{payment}', 'amount': 1, 'hold_seconds': 8}}).id)"
     )
     task_id = worker.check_output(f"redisops-manage shell -c {shlex.quote(code)}").splitlines()[-1]
-    wait_for(lambda: http(web, "GET", f"{base_url}/api/tasks/{task_id}", headers=HTTPS)["json"]["state"] == "STARTED")
+    wait_for(lambda: http(web, "GET", f"{base_url}/api/tasks/{task_id}", headers=AUTH)["json"]["state"] == "STARTED")
     unit = "redisops-worker@default.service"
     pid = worker.service(unit).systemd_properties["MainPID"]
     since = worker.check_output("date '+%Y-%m-%d %H:%M:%S'")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redisops_testlib.api import HTTPS, http
+from redisops_testlib.api import AUTH, http
 from redisops_testlib.hosts import get_host, hosts_in_group, journal
 from redisops_testlib.playbooks import ansible_playbook, run_playbook
 from redisops_testlib.polling import wait_for
@@ -36,7 +36,7 @@ def _stated_exposure() -> dict[str, float]:
 
 
 STATED = _stated_exposure()
-SCORED = [*CASES, (REDIS, "redis-server.service")]
+SCORED = [*CASES, (REDIS, "redis-server.service"), (hosts_in_group(SCENARIO, "app_web")[0], "nginx.service")]
 
 
 def _stated(unit: str) -> float:
@@ -60,6 +60,7 @@ def test_every_stated_score_is_scored():
         "redisops-stream-consumer.service",
         "redisops-pubsub-listener.service",
         "redis-server.service",
+        "nginx.service",
     }
     assert all(any(re.fullmatch(n.replace("*", "[^.]+"), u) for _, u in SCORED) for n in STATED)
 
@@ -156,7 +157,7 @@ def test_services_come_back_after_host_restart(web, worker, base_url):
         host = get_host(host_name)
         wait_for(lambda h=host, u=unit: h.service(u).is_running, timeout=60)
     r = wait_for(
-        lambda: (x := http(worker, "GET", f"{base_url}/readyz", headers=HTTPS))["status"] == 200 and x, timeout=60
+        lambda: (x := http(worker, "GET", f"{base_url}/readyz", headers=AUTH))["status"] == 200 and x, timeout=60
     )
     assert r["json"]["status"] == "ready"
 

@@ -9,7 +9,7 @@ app-deploy-rollback.md (rollback.yml).
 import re
 import uuid
 
-from redisops_testlib.api import HTTPS, ApiLoop, enqueue, http, summary, task_states
+from redisops_testlib.api import AUTH, ApiLoop, enqueue, http, summary, task_states
 from redisops_testlib.drill import wait_fsync
 from redisops_testlib.playbooks import build_wheel, run_playbook
 from redisops_testlib.polling import wait_for
@@ -53,7 +53,7 @@ def test_redis_outage_workers_recover_and_queued_tasks_run(server, app_host, bas
         # The fault: Redis stops. A worker starts meanwhile (it must keep retrying).
         server.check_output("systemctl stop redis-server")
         app_host.check_output(f"systemctl start {heavy}")
-        assert http(app_host, "GET", f"{base_url}/readyz", headers=HTTPS)["status"] == 503
+        assert http(app_host, "GET", f"{base_url}/readyz", headers=AUTH)["status"] == 503
 
         # The runbook's fix: converge the Redis layer.
         run_playbook(REPO / "playbooks" / "redis.yml", limit=ops.host)
@@ -65,7 +65,7 @@ def test_redis_outage_workers_recover_and_queued_tasks_run(server, app_host, bas
         fresh = enqueue(app_host, base_url, "add", {"x": 40, "y": 2})
         _all_succeeded(app_host, base_url, [fresh], timeout=60)
         assert (app_host.service(default).is_running, app_host.service(heavy).is_running) == (True, True)
-        wait_for(lambda: http(app_host, "GET", f"{base_url}/readyz", headers=HTTPS)["status"] == 200, timeout=60)
+        wait_for(lambda: http(app_host, "GET", f"{base_url}/readyz", headers=AUTH)["status"] == 200, timeout=60)
         # The stream consumer and the Pub/Sub listener came back by themselves.
         wait_for(lambda: _all_active(app_host), timeout=60)
     finally:
@@ -100,10 +100,9 @@ def test_dead_letters_are_replayed_once_the_cause_is_gone(server, app_host, base
         # A downstream is down: these entries fail until they are dead-lettered.
         produced = []
         for i in range(3):
-            fields = {"depends_on": dependency, "drill": f"{tag}-{i}"}
-            r = http(app_host, "POST", f"{base_url}/api/stream", {"fields": fields}, HTTPS)
-            assert r["status"] == 201, r["body"]
-            produced.append(r["json"]["id"])
+            # A demo knob: no API call may carry it, the admin adds the entry
+            # (the consumer runs with APP_STREAM_DEMO_FAILURES=true here).
+            produced.append(admin(server, "XADD", STREAM, "*", "depends_on", dependency, "drill", f"{tag}-{i}"))
         wait_for(lambda: int(admin(server, "XLEN", DLQ)) >= 3, timeout=120, interval=1)
         assert int(admin(server, "XLEN", DLQ)) == 3
         assert admin(server, "HMGET", EFFECTS, *produced).split() == []  # never applied
@@ -150,7 +149,7 @@ def test_rollback_brings_back_the_previous_version(app_host, base_url, ops):
     assert newer != current
     build_wheel(newer)
     run_playbook(REPO / "playbooks" / "site.yml", {"django_app_version": newer}, tags="django_app", limit="app")
-    assert http(app_host, "GET", f"{base_url}/version", headers=HTTPS)["json"]["version"] == newer
+    assert http(app_host, "GET", f"{base_url}/version", headers=AUTH)["json"]["version"] == newer
 
     loop = ApiLoop(app_host, base_url, "stream")
     try:
@@ -160,6 +159,6 @@ def test_rollback_brings_back_the_previous_version(app_host, base_url, ops):
         loop.wait_ok(20)
     finally:
         stats = loop.stop()
-    assert http(app_host, "GET", f"{base_url}/version", headers=HTTPS)["json"]["version"] == current
+    assert http(app_host, "GET", f"{base_url}/version", headers=AUTH)["json"]["version"] == current
     print(f"rollback {newer} -> {current}: {summary(stats)}")
     assert stats["failed"] == 0, stats["errors"][:5]

@@ -10,23 +10,34 @@ from typing import Any
 import yaml
 from testinfra.host import Host
 
-from redisops_testlib.host_client import HTTPS
-from redisops_testlib.hosts import STATE_DIR, client_command, run_client
+from redisops_testlib.hosts import STATE_DIR, client_command, run_client, write_file
 from redisops_testlib.polling import wait_for
 from redisops_testlib.scenario import REPO
 
+# The full-stack scenarios' API clients (their inventory, shared by app and
+# drill): the tests act as "tests"; "other" is another client.
+CLIENTS: dict[str, list[str]] = yaml.safe_load(
+    (REPO / "molecule/shared/inventory/app-stack/group_vars/app.yml").read_text()
+)["django_app_api_clients"]
+TOKEN = CLIENTS["tests"][0]
+# The headers of a call as the tests' client.
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
 
 def api_url(host_name: str) -> str:
-    """The API as other hosts reach it: the gunicorn role's default socket on host_name
-    (the one place that port is set)."""
-    listen = yaml.safe_load((REPO / "roles/gunicorn/defaults/main.yml").read_text())["gunicorn_listen"][0]
-    return f"http://{host_name}:{str(listen).rsplit(':', 1)[-1]}"
+    """The API as other hosts reach it: the proxy (web_proxy, TLS) on host_name, at the
+    role's AUTH port (the one place it is set). The hosts trust the test CA."""
+    port = yaml.safe_load((REPO / "roles/web_proxy/defaults/main.yml").read_text())["web_proxy_https_port"]
+    return f"https://{host_name}" + ("" if port == 443 else f":{port}")
 
 
-def http(host: Host, method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 10) -> dict:
+def http(
+    host: Host, method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 10, **kw: Any
+) -> dict:
     """One request from `host`: status, headers, body, json (the body parsed, or None),
-    seconds. AssertionError when no HTTP answer came."""
-    out = run_client(host, "request", method=method, url=url, body=body, headers=headers, timeout=timeout)
+    seconds. AssertionError when no HTTP answer came. kw: follow=False (a redirect is
+    the answer), raw="text" (sent as it is instead of JSON)."""
+    out = run_client(host, "request", method=method, url=url, body=body, headers=headers, timeout=timeout, **kw)
     assert out["status"] != 0, f"{method} {url}: {out['body']}"
     try:
         out["json"] = json.loads(out["body"])
@@ -37,14 +48,15 @@ def http(host: Host, method: str, url: str, body: Any = None, headers: dict | No
 
 def enqueue(host: Host, base_url: str, task: str, args: dict[str, Any]) -> str:
     """POST /api/tasks from `host`; the accepted task's id."""
-    r = http(host, "POST", f"{base_url}/api/tasks", {"task": task, "args": args}, HTTPS)
+    r = http(host, "POST", f"{base_url}/api/tasks", {"task": task, "args": args}, AUTH)
     assert r["status"] == 202, r["body"]
     return r["json"]["task_id"]
 
 
-def burst(host: Host, url: str, n: int, parallel: int = 8) -> list[dict[str, Any]]:
-    """n GET requests from `host`, `parallel` at a time: each answer's status, headers, seconds."""
-    return run_client(host, "burst", url=url, n=n, parallel=parallel)
+def burst(host: Host, url: str, n: int, parallel: int = 8, forge: bool = False) -> list[dict[str, Any]]:
+    """n GET requests from `host`, `parallel` at a time: each answer's status, headers, seconds.
+    forge: each request carries another X-Forwarded-For (as a spoofer would)."""
+    return run_client(host, "burst", url=url, n=n, parallel=parallel, forge=forge)
 
 
 def summary(stats: dict[str, Any]) -> str:
@@ -62,11 +74,19 @@ class ApiLoop:
     20: [i, path, status, body]), ids, versions (seen in turn), slowest (seconds, i, path, status)."""
 
     def __init__(self, host: Host, base_url: str, mode: str, seconds: float = 240, **kw: Any) -> None:
-        """kw: count (20000), interval (0.05 s), timeout (15 s per request), account."""
+        """kw: count (20000), interval (0.05 s), timeout (15 s per request), account. The
+        loop presents the token in <state>.token, read at each request: use_token() switches it."""
         self.host, self.state = host, f"{STATE_DIR}/{mode}-{uuid.uuid4().hex[:8]}"
         kw = {"count": 20000, "interval": 0.05, "timeout": 15, "account": "", **kw}
-        cmd = client_command(host, "loop", base=base_url, mode=mode, state=f"{self.state}.json", seconds=seconds, **kw)
+        self.use_token(TOKEN)
+        env = {"API_TOKEN_FILE": f"{self.state}.token"}
+        state = f"{self.state}.json"
+        cmd = client_command(host, "loop", env, base=base_url, mode=mode, state=state, seconds=seconds, **kw)
         host.check_output(f"setsid {cmd} >{self.state}.log 2>&1 </dev/null &")
+
+    def use_token(self, token: str) -> None:
+        """The token the loop presents from its next request on."""
+        write_file(self.host, f"{self.state}.token", token)
 
     def stats(self) -> dict[str, Any]:
         f = self.host.file(f"{self.state}.json")
@@ -94,4 +114,11 @@ class ApiLoop:
 def task_states(host: Host, base_url: str, ids: Sequence[str] = (), loop: ApiLoop | None = None) -> dict[str, int]:
     """{state: count} of Celery tasks, read through the API from `host`: ids, and those
     a task loop recorded (read on the host)."""
-    return run_client(host, "states", base=base_url, ids=list(ids), ids_from=f"{loop.state}.json" if loop else "")
+    return run_client(
+        host,
+        "states",
+        {"API_TOKEN": TOKEN},
+        base=base_url,
+        ids=list(ids),
+        ids_from=f"{loop.state}.json" if loop else "",
+    )

@@ -9,26 +9,49 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-# Production settings redirect plain HTTP to HTTPS except for the probes; the
-# proxy that ends TLS says so with this header (the app trusts one proxy).
-HTTPS = {"X-Forwarded-Proto": "https"}
+
+def auth() -> dict[str, str]:
+    """The API client's bearer token: from the file API_TOKEN_FILE names, read at each
+    request (a client that picks up a rotated token), else from API_TOKEN; never argv."""
+    token = os.environ.get("API_TOKEN", "")
+    if os.environ.get("API_TOKEN_FILE"):
+        with open(os.environ["API_TOKEN_FILE"]) as f:
+            token = f.read().strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def request(method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 10) -> dict:
-    """One request: status (0 when no HTTP answer came), headers, body text, seconds taken."""
-    data = None if body is None else json.dumps(body).encode()
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def request(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict | None = None,
+    timeout: float = 10,
+    follow: bool = True,
+    raw: str | None = None,
+) -> dict:
+    """One request: status (0 when no HTTP answer came), headers, body text, seconds taken.
+    body is sent as JSON; raw (text) as it is, with the Content-Type the headers give.
+    follow=False returns a redirect instead of following it."""
+    data = raw.encode() if raw is not None else None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))  # noqa: S310
-    if data is not None:
+    if body is not None and raw is None:
         req.add_header("Content-Type", "application/json")
+    opener = urllib.request.build_opener(*([] if follow else [_NoRedirect()]))
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+        with opener.open(req, timeout=timeout) as resp:
             status, head, text = resp.status, dict(resp.headers), resp.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         status, head, text = e.code, dict(e.headers), e.read().decode(errors="replace")
@@ -69,7 +92,7 @@ def loop(
     deadline, i = time.monotonic() + seconds, 0
     while i < count and time.monotonic() < deadline and not os.path.exists(state + ".stop"):
         method, path, body, want, record = loop_request(mode, i, os.path.basename(state), account)
-        answer = request(method, base + path, body, HTTPS, timeout)
+        answer = request(method, base + path, body, auth(), timeout)
         stats["requests"] += 1
         if answer["seconds"] > stats["slowest"]["seconds"]:
             stats["slowest"] = {"seconds": answer["seconds"], "i": i, "path": path, "status": answer["status"]}
@@ -98,10 +121,16 @@ def loop(
     return stats
 
 
-def burst(url: str, n: int, parallel: int = 8, timeout: float = 10) -> list:
-    """n GET requests, `parallel` at a time: each answer's status, headers and seconds, in order."""
+def burst(url: str, n: int, parallel: int = 8, timeout: float = 10, forge: bool = False) -> list:
+    """n GET requests, `parallel` at a time: each answer's status, headers and seconds, in order.
+    forge: each request claims another client address in X-Forwarded-For (a spoofer)."""
+
+    def one(i: int) -> dict:
+        forged = {"X-Forwarded-For": f"198.51.100.{i % 250 + 1}"} if forge else {}
+        return request("GET", url, None, {**auth(), **forged}, timeout)
+
     with ThreadPoolExecutor(parallel) as pool:
-        answers = list(pool.map(lambda _: request("GET", url, None, HTTPS, timeout), range(n)))
+        answers = list(pool.map(one, range(n)))
     return [{k: v for k, v in a.items() if k != "body"} for a in answers]
 
 
@@ -112,7 +141,7 @@ def states(base: str, ids: list[str], ids_from: str = "", timeout: float = 10) -
             ids = ids + json.load(f)["ids"]
     counts: dict[str, int] = {}
     for task_id in ids:
-        answer = request("GET", f"{base}/api/tasks/{task_id}", None, HTTPS, timeout)
+        answer = request("GET", f"{base}/api/tasks/{task_id}", None, auth(), timeout)
         state = json.loads(answer["body"])["state"] if answer["status"] == 200 else f"HTTP {answer['status']}"
         counts[state] = counts.get(state, 0) + 1
     return counts
@@ -159,7 +188,76 @@ def redis_hold(address: str, port: int, user: str, state: str) -> dict:
     return {}
 
 
-COMMANDS = {f.__name__: f for f in (request, loop, burst, states, redis_set, redis_hold)}
+def connect(host: str, port: int, timeout: float = 5) -> str:
+    """Whether a TCP port answers: open, refused or timeout (filtered)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "timeout"
+    return "open"
+
+
+def slow_clients(host: str, port: int, n: int, seconds: float, state: str) -> dict:
+    """n TLS connections that send a request's headers one byte a second (slowloris),
+    for at most `seconds`; how many the server cut off, and when (written to `state`)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    conns, started = [], time.monotonic()
+    for _ in range(n):
+        try:
+            conns.append(context.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname=host))
+        except OSError:
+            break
+    header = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: " + "a" * 10_000
+    cut: list[float] = []
+    write(state, {"opened": len(conns), "cut": 0, "done": False})
+    sent = 0
+    while conns and time.monotonic() - started < seconds:
+        for c in list(conns):
+            try:
+                c.sendall(header[sent].encode())
+            except OSError:
+                conns.remove(c)
+                cut.append(round(time.monotonic() - started, 1))
+        sent += 1
+        time.sleep(1)
+    result = {"opened": len(cut) + len(conns), "cut": len(cut), "first_cut": min(cut, default=None), "done": True}
+    write(state, result)
+    for c in conns:
+        c.close()
+    return result
+
+
+def flood(base: str, seconds: float, threads: int, state: str) -> dict:
+    """As many writes as `threads` threads can send for `seconds` (bounded), to every
+    write endpoint in turn, with the biggest bodies the API takes: statuses counted."""
+    big = "x" * 3500
+    writes = [
+        ("/api/stream", {"fields": {"flood": big}}),
+        ("/api/publish", {"topic": "flood", "message": big}),
+        ("/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}, "countdown": 60}),
+    ]
+    deadline, counts, lock = time.monotonic() + seconds, {}, threading.Lock()
+
+    def worker(n: int) -> None:
+        i = n
+        while time.monotonic() < deadline:
+            path, body = writes[i % len(writes)]
+            status = request("POST", base + path, body, auth(), 10)["status"]
+            with lock:
+                counts[f"{path} {status}"] = counts.get(f"{path} {status}", 0) + 1
+            i += 1
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    write(state, counts)
+    return counts
+
+
+COMMANDS = {f.__name__: f for f in (request, loop, burst, states, redis_set, redis_hold, connect, slow_clients, flood)}
 
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](**json.loads(sys.argv[2]))))
