@@ -81,23 +81,35 @@ class CircuitBreaker:
 LIMITER_BREAKER = CircuitBreaker()
 
 
-def client_address(request: HttpRequest) -> str:
-    """The client's IP: REMOTE_ADDR, or the X-Forwarded-For entry added by the
-    outermost of APP_TRUSTED_PROXY_COUNT trusted proxies (never a value the
-    client could choose)."""
-    proxies = settings.APP_TRUSTED_PROXY_COUNT
-    candidate = request.META.get("REMOTE_ADDR", "")
-    if proxies > 0:
-        hops = [
-            h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-        ]
-        hops = [h for h in hops if h]
-        if hops:
-            candidate = hops[-proxies] if len(hops) >= proxies else hops[0]
+def _ip(value: str) -> str | None:
+    """``value`` as a normalised IP address, or None. An IPv4-mapped IPv6
+    address (a dual-stack socket's view of an IPv4 client) is that IPv4
+    address: one client, one budget."""
     try:
-        return str(ipaddress.ip_address(candidate))
+        ip = ipaddress.ip_address(value.strip())
     except ValueError:
-        return "unknown"
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's IP address, decided by the connection, never by a setting.
+
+    - REMOTE_ADDR is an IP: a direct TCP peer. That address is the client;
+      an X-Forwarded-For it sent is its own claim and is ignored.
+    - REMOTE_ADDR is not an IP (gunicorn gives a UNIX-socket peer an empty
+      or path-like REMOTE_ADDR): the request came through the socket, which
+      only the proxy's group may connect to. The proxy replaces
+      X-Forwarded-For with the address it saw; its last entry is used.
+    - Anything else (no header, not an IP): "unknown", one shared client for
+      the rate limits, so a malformed header never earns a budget of its own.
+    """
+    peer = _ip(request.META.get("REMOTE_ADDR", ""))
+    if peer is not None:
+        return peer
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    return _ip(forwarded.rsplit(",", 1)[-1]) or "unknown"
 
 
 def rate_limit(

@@ -65,6 +65,16 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
 
 
+def env_removed(name: str, why: str) -> None:
+    """A variable this version no longer reads: refuse it, so nobody believes
+    it still does something."""
+    if name in os.environ:
+        raise ImproperlyConfigured(
+            f"environment variable {name} was removed ({why}); "
+            "delete it from the environment. See django_app/README.md"
+        )
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = env(name)
     if not value:
@@ -152,10 +162,17 @@ APPEND_SLASH = False
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
 # JSON bodies larger than this answer 400 (redisops.views).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APP_MAX_BODY_BYTES", 64 * 1024)
-# Number of reverse proxies in front of gunicorn that append to
-# X-Forwarded-For; the client address for rate limits is taken that many
-# entries from the right. 0 = use REMOTE_ADDR.
-APP_TRUSTED_PROXY_COUNT = env_int("APP_TRUSTED_PROXY_COUNT", 0)
+# Proxy headers are trusted by connection, not by a setting: the client
+# address is REMOTE_ADDR for a TCP peer and the proxy's X-Forwarded-For only
+# for a UNIX-socket peer (redisops.middleware.client_address); https comes
+# from wsgi.url_scheme, which gunicorn sets from X-Forwarded-Proto only for
+# peers it trusts (the socket). A leftover setting that claimed otherwise
+# stops the process rather than being silently ignored.
+env_removed(
+    "APP_TRUSTED_PROXY_COUNT",
+    "the client address comes from the connection: REMOTE_ADDR, or "
+    "X-Forwarded-For only when the request came through the proxy's socket",
+)
 
 # REDIS: one URL and one ACL user per purpose (redisops.redis_acl)
 # ------------------------------------------------------------------------------

@@ -257,3 +257,24 @@ def test_demo_failure_setting_refuses_a_non_boolean() -> None:
     )
     assert result.returncode != 0
     assert "APP_STREAM_DEMO_FAILURES must be true or false" in result.stderr
+
+
+def test_production_trusts_no_proxy_header_by_setting() -> None:
+    """https comes from wsgi.url_scheme (gunicorn decides by peer), never
+    from a header Django would believe from anyone."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, "
+        "hasattr(s, 'APP_TRUSTED_PROXY_COUNT'))"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    assert result.stdout.strip().splitlines()[-1:] == ["None True False"], result.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "0", ""])
+def test_removed_trusted_proxy_count_stops_the_process(value: str) -> None:
+    result = run_manage(
+        "check", env={**PRODUCTION_ENV, "APP_TRUSTED_PROXY_COUNT": value}
+    )
+    assert result.returncode != 0
+    assert "environment variable APP_TRUSTED_PROXY_COUNT was removed" in result.stderr
