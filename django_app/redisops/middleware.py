@@ -112,6 +112,14 @@ def client_address(request: HttpRequest) -> str:
     return _ip(forwarded.rsplit(",", 1)[-1]) or "unknown"
 
 
+def limited_client(request: HttpRequest) -> str:
+    """Whom a rate limit counts: the authenticated client by name, wherever it
+    calls from; else the address. Names cannot look like an address (the
+    token file allows no ':'), so the two never share a key."""
+    name = getattr(request, "api_client", None)
+    return f"client:{name}" if name else client_address(request)
+
+
 def rate_limit(
     *,
     scope: str,
@@ -120,7 +128,11 @@ def rate_limit(
     period: float | None = None,
     setting: str | None = None,
 ) -> Callable[[View], View]:
-    """Limit a view per client address and ``scope`` (the route).
+    """Limit a view per client and ``scope`` (the route).
+
+    The client is the authenticated API client (``request.api_client``, set
+    by redisops.api_auth.require_token, which must run first) as
+    ``client:<name>``, and the client address (client_address) otherwise.
 
     Values come from the arguments or from a settings dict named ``setting``
     (keys algorithm/limit/period), read per request so tests can override.
@@ -138,7 +150,7 @@ def rate_limit(
             algo = algorithm or conf["algorithm"]
             lim = limit or conf["limit"]
             per = period or conf["period"]
-            key = f"{scope}:{client_address(request)}"
+            key = f"{scope}:{limited_client(request)}"
 
             def unavailable(reason: str) -> HttpResponse:
                 mode = settings.RATELIMIT_FAILURE_MODE

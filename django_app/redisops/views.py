@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import pubsub, streams, tasks
+from .api_auth import require_token
 from .clients import app_redis
 from .connections import client_from_url
 from .middleware import json_error, rate_limit
@@ -193,6 +194,8 @@ def readyz(request: HttpRequest) -> HttpResponse:
 
 # -- tasks -----------------------------------------------------------------------
 @methods("POST")
+@require_token
+@rate_limit(scope="api-tasks", setting="APP_RATE_TASKS")
 def enqueue_task(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
     name = field(data, "task", str)
@@ -219,6 +222,8 @@ def enqueue_task(request: HttpRequest) -> HttpResponse:
 
 
 @methods("GET")
+@require_token
+@rate_limit(scope="api-read", setting="APP_RATE_READ")
 def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         uuid.UUID(task_id)
@@ -245,6 +250,8 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
 
 # -- pub/sub ---------------------------------------------------------------------
 @methods("POST")
+@require_token
+@rate_limit(scope="api-publish", setting="APP_RATE_PUBLISH")
 def publish(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
     topic = data.get("topic")
@@ -263,6 +270,8 @@ def publish(request: HttpRequest) -> HttpResponse:
 
 
 @methods("GET")
+@require_token
+@rate_limit(scope="api-read", setting="APP_RATE_READ")
 def pubsub_status(request: HttpRequest) -> HttpResponse:
     count = parse_count(request.GET.get("count", "20"), 1, 1000)
     client = app_redis()
@@ -278,14 +287,21 @@ def pubsub_status(request: HttpRequest) -> HttpResponse:
 
 # -- streams -----------------------------------------------------------------------
 @methods("GET", "POST")
+@require_token
 def stream(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _stream_produce(request)
+    return _stream_progress(request)
+
+
+@rate_limit(scope="api-read", setting="APP_RATE_READ")
+def _stream_progress(request: HttpRequest) -> HttpResponse:
     return JsonResponse(
         streams.progress(app_redis(), settings.APP_STREAM, settings.APP_STREAM_GROUP)
     )
 
 
+@rate_limit(scope="api-stream", setting="APP_RATE_STREAM")
 def _stream_produce(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
     fields = data.get("fields")

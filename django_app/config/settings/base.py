@@ -174,6 +174,13 @@ env_removed(
     "X-Forwarded-For only when the request came through the proxy's socket",
 )
 
+# API AUTHENTICATION: bearer tokens, only their hashes on the host
+# ------------------------------------------------------------------------------
+# One "<client name> <sha256 hex of the token>" per line (redisops.api_tokens),
+# read at start by the web process and again whenever it changes. Unset (here,
+# for development): no client is accepted. production.py requires it.
+APP_API_TOKENS_FILE = env("APP_API_TOKENS_FILE")
+
 # REDIS: one URL and one ACL user per purpose (redisops.redis_acl)
 # ------------------------------------------------------------------------------
 _DEV_REDIS = "redis://127.0.0.1:6379/0"
@@ -296,13 +303,26 @@ def rate_limit_setting(prefix: str, algorithm: str, limit: int, period: int) -> 
     return {"algorithm": algorithm, "limit": limit, "period": period}
 
 
+def env_rate_limit(prefix: str, limit: int, period: int) -> dict:
+    """<prefix>_ALGORITHM (default gcra), <prefix>_LIMIT, <prefix>_PERIOD (s),
+    checked now (rate_limit_setting)."""
+    return rate_limit_setting(
+        prefix,
+        env(f"{prefix}_ALGORITHM", "gcra"),
+        env_int(f"{prefix}_LIMIT", limit),
+        env_int(f"{prefix}_PERIOD", period),
+    )
+
+
 # The rate-limited demo endpoint /api/limited: per client address.
-APP_LIMITED_ENDPOINT = rate_limit_setting(
-    "APP_LIMITED",
-    env("APP_LIMITED_ALGORITHM", "gcra"),
-    env_int("APP_LIMITED_LIMIT", 5),
-    env_int("APP_LIMITED_PERIOD", 10),
-)
+APP_LIMITED_ENDPOINT = env_rate_limit("APP_LIMITED", 5, 10)
+# The API, per authenticated client (redisops.views): each write endpoint has
+# its own limit, the reads (task result, stream progress, Pub/Sub records)
+# share one. Sized for the demo; a load test raises them in its inventory.
+APP_RATE_TASKS = env_rate_limit("APP_RATE_TASKS", 60, 60)
+APP_RATE_PUBLISH = env_rate_limit("APP_RATE_PUBLISH", 60, 60)
+APP_RATE_STREAM = env_rate_limit("APP_RATE_STREAM", 60, 60)
+APP_RATE_READ = env_rate_limit("APP_RATE_READ", 600, 60)
 # Backoff of redisops.tasks.flaky (seconds): retry n waits between half and all
 # of min(cap, base * 2**n).
 APP_RETRY_BACKOFF = {"base": 1.0, "cap": 30.0}

@@ -84,6 +84,13 @@ SILENCED_SYSTEM_CHECKS = [
 ]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The API's token hashes (redisops.api_tokens); the role writes the file
+# root:<app group> 0640 on web hosts. Every process needs the variable; only
+# the web process reads the file (at start, and when it changes).
+APP_API_TOKENS_FILE = env_required(
+    "APP_API_TOKENS_FILE",
+    "path of the API's token hashes, one '<client> <sha256 hex>' per line",
+)
 # State (SQLite unless DATABASE_URL, static files, beat schedule) lives in
 # the units' StateDirectory. No default here: the django_app role writes
 # DJANGO_STATE_DIR into the env file, and a second default could disagree.

@@ -70,6 +70,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 APP_STREAM_CLAIM_IDLE_MS = 300
 APP_STREAM_MAX_DELIVERIES = 3
 APP_LIMITED_ENDPOINT = {"algorithm": "gcra", "limit": 3, "period": 60}
+# Written by the tests' session fixture (redisops/tests/api_clients.py).
+APP_API_TOKENS_FILE = str(STATE_DIR / "api-tokens")
+# Room for every test's calls; a test of a limit sets its own.
+APP_RATE_TASKS = {"algorithm": "gcra", "limit": 100_000, "period": 60}
+APP_RATE_PUBLISH = {"algorithm": "gcra", "limit": 100_000, "period": 60}
+APP_RATE_STREAM = {"algorithm": "gcra", "limit": 100_000, "period": 60}
+APP_RATE_READ = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_NOTIFY_RATE = (3, 1)
 # Retries of flaky within a second or two: 0.1-0.2, 0.2-0.4, 0.4-0.8, then the
 # cap (0.5-1.0).

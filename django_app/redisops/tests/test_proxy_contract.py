@@ -4,14 +4,17 @@ gunicorn directly. Proxy headers count only through the socket."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from redisops.clients import app_redis
+from redisops.tests.api_clients import bearer, write_token_file
 from redisops.tests.gunicorn_proc import Gunicorn, start_gunicorn
 
+HTTPS = {"X-Forwarded-Proto": "https"}  # what the proxy adds
 LIMIT = 3  # per 60 s on /api/limited for these servers
 
 
@@ -109,3 +112,59 @@ def test_the_proxys_forwarded_for_through_the_socket_is_the_client(
     assert [get(a) for a in clients] == [200] * len(clients)
     assert all(r.exists(f"app:rl:gcra:api-limited:{a}") for a in clients)
     assert [get(clients[0]) for _ in range(LIMIT)] == [200] * (LIMIT - 1) + [429]
+
+
+def test_a_rotation_takes_effect_without_restarting_gunicorn(tmp_path: Path) -> None:
+    """Old and new token during the rollover, then the old one removed from
+    the file (replaced by rename, as the role does): every worker refuses it
+    from the next request on, with no restart (the same two workers)."""
+    path = tmp_path / "api-tokens"
+    old, new, eve = (secrets.token_urlsafe(32) for _ in range(3))
+    write_token_file(path, {"carol": (old, new)})
+    server = start_gunicorn(
+        tmp_path / "gunicorn-rotation", APP_API_TOKENS_FILE=str(path)
+    )
+    try:
+
+        def status(token: str) -> int:
+            return server.via_socket(
+                "GET", "/api/stream", {**HTTPS, **bearer(token)}
+            ).status
+
+        assert [status(t) for t in (old, new) * 5] == [200] * 10
+        write_token_file(path, {"carol": (new,)})
+        assert [status(old) for _ in range(10)] == [401] * 10
+        assert [status(new) for _ in range(10)] == [200] * 10
+        write_token_file(path, {"carol": (new,), "eve": (eve,)})
+        assert [status(eve) for _ in range(10)] == [200] * 10
+        refused = server.via_socket("GET", "/api/stream", {**HTTPS, **bearer(old)})
+        assert refused.headers["www-authenticate"] == (
+            'Bearer realm="redisops", error="invalid_token"'
+        )
+        assert server.proc.popen.poll() is None
+        assert server.proc.output.count("Booting worker") == 2  # never restarted
+    finally:
+        server.proc.stop()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, ": cannot read it: No such file or directory"),
+        ("# ok\nalice {token}\n", " line 2: the second field must be the token's"),
+    ],
+)
+def test_gunicorn_does_not_start_with_a_bad_token_file(
+    tmp_path: Path, content: str | None, reason: str
+) -> None:
+    """The message names the file and the line, never the line's text (here
+    a token where its hash belongs)."""
+    path = tmp_path / "api-tokens"
+    token = secrets.token_urlsafe(32)
+    if content is not None:
+        path.write_text(content.format(token=token))
+    with pytest.raises(RuntimeError, match="gunicorn exited") as failed:
+        start_gunicorn(tmp_path / "gunicorn-bad", APP_API_TOKENS_FILE=str(path))
+    output = str(failed.value)
+    assert f"ImproperlyConfigured: APP_API_TOKENS_FILE {path}{reason}" in output
+    assert token not in output

@@ -24,6 +24,8 @@ PRODUCTION_ENV = {
     "REDIS_CACHE_URL": "redis://app_cache:pw@redis.example.com:6379/0",
     "REDIS_APP_URL": "sentinel://app_data:pw@s1:26379,s2:26379/0?master_name=main",
     "DJANGO_STATE_DIR": "/nonexistent-state",
+    # Only the web process reads it (config.wsgi); settings need the path.
+    "APP_API_TOKENS_FILE": "/nonexistent-api-tokens",
 }
 
 
@@ -62,6 +64,7 @@ def test_production_check_deploy_is_clean() -> None:
         "REDIS_CACHE_URL",
         "REDIS_APP_URL",
         "DJANGO_STATE_DIR",
+        "APP_API_TOKENS_FILE",
     ],
 )
 def test_production_fails_naming_the_missing_variable(missing: str) -> None:
@@ -196,6 +199,10 @@ def test_test_settings_load_without_the_tests_package() -> None:
         ("APP_LIMITED_PERIOD", "0", "APP_LIMITED_PERIOD must be >= 1"),
         # limit x period beyond what the scripts' integer reply can carry
         ("APP_LIMITED_LIMIT", str(10**12), "limit x period too large"),
+        ("APP_RATE_TASKS_LIMIT", "0", "APP_RATE_TASKS_LIMIT must be >= 1"),
+        ("APP_RATE_PUBLISH_PERIOD", "0", "APP_RATE_PUBLISH_PERIOD must be >= 1"),
+        ("APP_RATE_STREAM_ALGORITHM", "leaky", "APP_RATE_STREAM_ALGORITHM must be"),
+        ("APP_RATE_READ_LIMIT", "x", "APP_RATE_READ_LIMIT must be an integer"),
     ],
 )
 def test_bad_rate_limit_setting_fails_at_start(
@@ -205,6 +212,22 @@ def test_bad_rate_limit_setting_fails_at_start(
     result = run_manage("check", env={**PRODUCTION_ENV, variable: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_api_rate_limits_default_per_endpoint() -> None:
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps("
+        "[s.APP_RATE_TASKS, s.APP_RATE_PUBLISH, s.APP_RATE_STREAM, s.APP_RATE_READ]))"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    gcra = {"algorithm": "gcra", "period": 60}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        {**gcra, "limit": 60},
+        {**gcra, "limit": 60},
+        {**gcra, "limit": 60},
+        {**gcra, "limit": 600},
+    ]
 
 
 def test_rate_limit_setting_accepts_every_algorithm() -> None:

@@ -57,18 +57,18 @@ def test_readyz_needs_a_fresh_beat_heartbeat(client: Client) -> None:
 
 
 @pytest.mark.usefixtures("celery_worker")
-def test_enqueue_and_read_result(client: Client) -> None:
-    response = post(client, "/api/tasks", {"task": "add", "args": {"x": 2, "y": 40}})
+def test_enqueue_and_read_result(alice: Client) -> None:
+    response = post(alice, "/api/tasks", {"task": "add", "args": {"x": 2, "y": 40}})
     assert response.status_code == 202, response.content
     task_id = response.json()["task_id"]
     tasks.add.AsyncResult(task_id).get(timeout=10)
-    body = client.get(f"/api/tasks/{task_id}").json()
+    body = alice.get(f"/api/tasks/{task_id}").json()
     assert body == {"task_id": task_id, "state": "SUCCESS", "ready": True, "result": 42}
 
 
 @pytest.mark.usefixtures("celery_worker")
 def test_failed_task_result_shows_the_error_class_and_logs_the_message(
-    client: Client, caplog
+    alice: Client, caplog
 ) -> None:
     """The caller gets the exception's class name and the task id; the message
     (it may carry data) goes to the log with the task id."""
@@ -77,7 +77,7 @@ def test_failed_task_result_shows_the_error_class_and_logs_the_message(
     with pytest.raises(ValueError, match="failures must be"):
         result.get(timeout=10)
     with caplog.at_level(logging.WARNING, logger="redisops.views"):
-        response = client.get(f"/api/tasks/{result.id}")
+        response = alice.get(f"/api/tasks/{result.id}")
     assert response.status_code == 200
     assert response.json() == {
         "task_id": result.id,
@@ -123,10 +123,10 @@ def test_readyz_answers_only_ok_flags_and_logs_the_reason(
     assert "readyz: redis_cache failed" in caplog.text
 
 
-def test_stream_produce_and_progress(client: Client) -> None:
-    response = post(client, "/api/stream", {"fields": {"order": "42"}})
+def test_stream_produce_and_progress(alice: Client) -> None:
+    response = post(alice, "/api/stream", {"fields": {"order": "42"}})
     assert response.status_code == 201
-    progress = client.get("/api/stream").json()
+    progress = alice.get("/api/stream").json()
     assert progress["length"] >= 1
 
 
@@ -233,24 +233,24 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("path", "body", "content_type", "reason"), BAD_INPUT)
 def test_bad_input_answers_400_with_a_reason(
-    client: Client, path: str, body: object, content_type: str, reason: str
+    alice: Client, path: str, body: object, content_type: str, reason: str
 ) -> None:
-    response = post(client, path, body, content_type=content_type)
+    response = post(alice, path, body, content_type=content_type)
     assert response.status_code == 400, response.content
     assert reason in response.json()["error"]
 
 
-def test_oversized_body_answers_400(client: Client, settings) -> None:
+def test_oversized_body_answers_400(alice: Client, settings) -> None:
     body = json.dumps(
         {"topic": "t", "message": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)}
     )
-    response = post(client, "/api/publish", body)
+    response = post(alice, "/api/publish", body)
     assert response.status_code == 400
     assert "larger than" in response.json()["error"]
 
 
-def test_pubsub_status_over_http(client: Client) -> None:
-    response = client.get("/api/pubsub?count=5")
+def test_pubsub_status_over_http(alice: Client) -> None:
+    response = alice.get("/api/pubsub?count=5")
     assert response.status_code == 200
     body = response.json()
     assert isinstance(body["listeners"], list)
@@ -261,14 +261,14 @@ def test_pubsub_status_over_http(client: Client) -> None:
 @pytest.mark.parametrize(
     "count", ["\u00b2", "abc", "", "0", "1001", "-1", "1.5", "\u0665"]
 )
-def test_pubsub_bad_count_answers_400(client: Client, count: str) -> None:
-    response = client.get("/api/pubsub", {"count": count})
+def test_pubsub_bad_count_answers_400(alice: Client, count: str) -> None:
+    response = alice.get("/api/pubsub", {"count": count})
     assert response.status_code == 400, response.content
     assert "count must be" in response.json()["error"]
 
 
-def test_bad_task_id_answers_400(client: Client) -> None:
-    response = client.get("/api/tasks/not-a-uuid")
+def test_bad_task_id_answers_400(alice: Client) -> None:
+    response = alice.get("/api/tasks/not-a-uuid")
     assert response.status_code == 400
     assert "UUID" in response.json()["error"]
 
@@ -298,21 +298,21 @@ def test_unknown_path_answers_404_json(client: Client) -> None:
 
 
 def test_redis_down_answers_503_json_not_a_traceback(
-    client: Client, monkeypatch
+    alice: Client, monkeypatch
 ) -> None:
     import redisops.views as views
     from redisops.connections import client_from_url
 
     dead = client_from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     monkeypatch.setattr(views, "app_redis", lambda: dead)
-    client.raise_request_exception = False
-    response = post(client, "/api/publish", {"topic": "t", "message": "m"})
+    alice.raise_request_exception = False
+    response = post(alice, "/api/publish", {"topic": "t", "message": "m"})
     assert response.status_code == 503
     assert response.json() == {"error": "redis unavailable"}
 
 
 def test_broker_down_answers_503_json_not_a_traceback(
-    client: Client, monkeypatch
+    alice: Client, monkeypatch
 ) -> None:
     """Celery raises kombu's OperationalError, not a RedisError, once its
     publish retries are spent: still a 503 with a JSON reason."""
@@ -331,8 +331,8 @@ def test_broker_down_answers_503_json_not_a_traceback(
     )
     reset_pools()
     try:
-        client.raise_request_exception = False
-        response = post(client, "/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}})
+        alice.raise_request_exception = False
+        response = post(alice, "/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}})
     finally:
         monkeypatch.undo()
         reset_pools()
