@@ -21,11 +21,13 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import pubsub, streams, tasks
+from . import pubsub, streams, task_owners, tasks
 from .api_auth import require_token
 from .clients import app_redis
 from .connections import client_from_url
 from .middleware import json_error, rate_limit
+from .streams.acks import DLQ_FIELD_PREFIX
+from .streams.demo_failures import DEMO_FIELDS
 from .version import DISTRIBUTION, get_version
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,15 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequestError("JSON body must be an object")
     return data
+
+
+def only_fields(data: dict[str, Any], *allowed: str) -> None:
+    """Refuse what the route does not know: a typo or a guess is an error,
+    never silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        shown = [name[:MAX_FIELD_NAME] for name in unknown[:5]]
+        raise BadRequestError(f"unknown field(s) {shown}; allowed: {list(allowed)}")
 
 
 def field(data: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -198,27 +209,32 @@ def readyz(request: HttpRequest) -> HttpResponse:
 @rate_limit(scope="api-tasks", setting="APP_RATE_TASKS")
 def enqueue_task(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
+    only_fields(data, "task", "args", "countdown")
     name = field(data, "task", str)
     if name not in tasks.API_TASKS:
         raise BadRequestError(
             f"unknown task {name!r}; known: {sorted(tasks.API_TASKS)}"
         )
-    task, spec = tasks.API_TASKS[name]
+    spec = tasks.API_TASKS[name]
     args = data.get("args", {})
     if not isinstance(args, dict):
         raise BadRequestError("field 'args' must be an object")
-    unknown = set(args) - set(spec)
+    unknown = set(args) - set(spec.args)
     if unknown:
-        raise BadRequestError(f"unknown argument(s) for {name}: {sorted(unknown)}")
-    kwargs = {arg: field(args, arg, kind) for arg, kind in spec.items()}
+        shown = sorted(a[:MAX_FIELD_NAME] for a in unknown)[:5]
+        raise BadRequestError(f"unknown argument(s) for {name}: {shown}")
+    kwargs = {arg: field(args, arg, kind) for arg, kind in spec.args.items()}
     countdown = field(data, "countdown", int, required=False) or 0
     if not 0 <= countdown <= settings.APP_MAX_COUNTDOWN:
         raise BadRequestError(
             f"countdown must be 0-{settings.APP_MAX_COUNTDOWN} seconds"
         )
-    result = task.apply_async(kwargs=kwargs, countdown=countdown or None)
-    log.info("enqueued %s as %s", name, result.id)
-    return JsonResponse({"task_id": result.id, "task": name}, status=202)
+    client = request.api_client  # type: ignore[attr-defined]
+    if spec.per_client:
+        kwargs["client"] = client
+    task_id = task_owners.enqueue_owned(client, spec.task, kwargs, countdown or None)
+    log.info("enqueued %s as %s for %s", name, task_id, client)
+    return JsonResponse({"task_id": task_id, "task": name}, status=202)
 
 
 @methods("GET")
@@ -229,6 +245,10 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
         uuid.UUID(task_id)
     except ValueError:
         raise BadRequestError("task id must be a UUID") from None
+    # Only the client that enqueued it; another's id and an unknown one get
+    # the same answer, so ids cannot be probed.
+    if task_owners.owner_of(task_id) != request.api_client:  # type: ignore[attr-defined]
+        return json_error(404, "task not found")
     # The app the tasks are bound to (config.celery_app in every process);
     # an app module does not import its project.
     result = AsyncResult(task_id, app=current_app)
@@ -254,6 +274,7 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
 @rate_limit(scope="api-publish", setting="APP_RATE_PUBLISH")
 def publish(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
+    only_fields(data, "topic", "message")
     topic = data.get("topic")
     if not isinstance(topic, str) or not TOPIC_RE.fullmatch(topic):
         raise BadRequestError("field 'topic' must match [A-Za-z0-9._-]{1,64}")
@@ -301,17 +322,36 @@ def _stream_progress(request: HttpRequest) -> HttpResponse:
     )
 
 
+def reserved_stream_field(name: str) -> bool:
+    """Names the API never writes into the stream, whatever
+    APP_STREAM_DEMO_FAILURES says: the demo failure rules' (work_ms, poison,
+    depends_on) and the dead-letter fields (dlq_*). In any case, so a later
+    handler that folds case cannot be reached either. Demos and tests that
+    need such entries XADD them directly, as an admin."""
+    folded = name.lower()
+    return folded in DEMO_FIELDS or folded.startswith(DLQ_FIELD_PREFIX)
+
+
 @rate_limit(scope="api-stream", setting="APP_RATE_STREAM")
 def _stream_produce(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
+    only_fields(data, "fields")
     fields = data.get("fields")
     if not isinstance(fields, dict) or not 0 < len(fields) <= MAX_STREAM_FIELDS:
         raise BadRequestError(
             f"field 'fields' must be an object with 1-{MAX_STREAM_FIELDS} entries"
         )
     for key, value in fields.items():
-        if not 0 < len(key) <= MAX_FIELD_NAME or key.startswith("dlq_"):
-            raise BadRequestError(f"invalid field name {key[:MAX_FIELD_NAME]!r}")
+        if not 0 < len(key) <= MAX_FIELD_NAME:
+            raise BadRequestError(
+                f"invalid field name {key[:MAX_FIELD_NAME]!r}: 1-{MAX_FIELD_NAME} "
+                "characters"
+            )
+        if reserved_stream_field(key):
+            raise BadRequestError(
+                f"field name {key!r} is reserved (demo failure rules and "
+                "dead-letter fields are not accepted through the API)"
+            )
         if not isinstance(value, str) or len(value) > MAX_FIELD_VALUE:
             raise BadRequestError(
                 f"field {key!r} must be a string of at most {MAX_FIELD_VALUE} chars"

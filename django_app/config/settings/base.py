@@ -268,6 +268,13 @@ APP_STREAM_CLAIM_IDLE_MS = env_int("APP_STREAM_CLAIM_IDLE_MS", 60_000)
 # and replay_dlq reports those outages. Never in production.
 APP_STREAM_DEMO_FAILURES = env_bool("APP_STREAM_DEMO_FAILURES", False)
 APP_PUBSUB_RECORD_STREAM = f"{redis_acl.APP_PREFIX}pubsub:received"
+# record_payment: each API client has its own ledger (app:task:ledger:<client>)
+# of at most this many accounts; it expires this long after its last
+# payment, and so do the payments' processed-once markers. The TTL must
+# exceed the visibility timeout, or a redelivered payment could miss its
+# marker and apply twice (checked below).
+APP_LEDGER_MAX_ACCOUNTS = env_int("APP_LEDGER_MAX_ACCOUNTS", 100)
+APP_LEDGER_TTL = env_int("APP_LEDGER_TTL", 6 * 3600)
 # Fleet-wide limit of redisops.tasks.notify (Celery's rate_limit is per worker).
 APP_NOTIFY_RATE = (
     env_int("APP_NOTIFY_RATE_LIMIT", 10),
@@ -382,6 +389,13 @@ def check_timeouts() -> None:
             "CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT + "
             "APP_MAX_COUNTDOWN, or the broker redelivers running tasks"
         )
+    if APP_LEDGER_TTL <= VISIBILITY_TIMEOUT:
+        raise ImproperlyConfigured(
+            "APP_LEDGER_TTL must exceed CELERY_VISIBILITY_TIMEOUT: a payment "
+            "redelivered after its marker expired would apply twice"
+        )
+    if APP_LEDGER_MAX_ACCOUNTS < 1:
+        raise ImproperlyConfigured("APP_LEDGER_MAX_ACCOUNTS must be >= 1")
     if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
         raise ImproperlyConfigured(
             "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT"

@@ -78,6 +78,8 @@ APP_RATE_PUBLISH = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_RATE_STREAM = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_RATE_READ = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_NOTIFY_RATE = (3, 1)
+# Small enough for a test to fill a ledger through the API.
+APP_LEDGER_MAX_ACCOUNTS = 20
 # Retries of flaky within a second or two: 0.1-0.2, 0.2-0.4, 0.4-0.8, then the
 # cap (0.5-1.0).
 APP_RETRY_BACKOFF = {"base": 0.2, "cap": 1.0}

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # How long a processed-once marker outlives its entry's last delivery.
 DONE_MARKER_TTL = 7 * 24 * 3600
 DLQ_REASON_CHARS = 500
+# Fields a dead-letter record adds (replay drops them again); the API
+# refuses them in new entries (redisops.views).
+DLQ_FIELD_PREFIX = "dlq_"
 
 
 def commit_entries(

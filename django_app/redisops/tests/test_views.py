@@ -13,6 +13,7 @@ from django.test import Client
 
 from redisops import tasks
 from redisops.clients import app_redis
+from redisops.task_owners import enqueue_owned
 from redisops.tests.conftest import wait_for
 
 JSON = "application/json"
@@ -72,8 +73,12 @@ def test_failed_task_result_shows_the_error_class_and_logs_the_message(
 ) -> None:
     """The caller gets the exception's class name and the task id; the message
     (it may carry data) goes to the log with the task id."""
-    # The API refuses failures < 0, so enqueue directly: flaky raises ValueError.
-    result = tasks.flaky.delay(uuid.uuid4().hex, -1)
+    # The API refuses failures < 0, so enqueue directly (owned by alice, as
+    # the API would): flaky raises ValueError.
+    task_id = enqueue_owned(
+        "alice", tasks.flaky, {"key": uuid.uuid4().hex, "failures": -1}
+    )
+    result = tasks.flaky.AsyncResult(task_id)
     with pytest.raises(ValueError, match="failures must be"):
         result.get(timeout=10)
     with caplog.at_level(logging.WARNING, logger="redisops.views"):
@@ -227,7 +232,96 @@ BAD_INPUT = [
     ("/api/stream", {"fields": {}}, JSON, "fields"),
     ("/api/stream", {"fields": {"a": 1}}, JSON, "must be a string"),
     ("/api/stream", {"fields": "x"}, JSON, "fields"),
-    ("/api/stream", {"fields": {"dlq_reason": "x"}}, JSON, "invalid field name"),
+    ("/api/stream", {"fields": {"dlq_reason": "x"}}, JSON, "is reserved"),
+    # unknown fields, at every level
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "queue": "heavy"},
+        JSON,
+        "unknown field(s) ['queue']",
+    ),
+    (
+        "/api/publish",
+        {"topic": "t", "message": "m", "channel": "x"},
+        JSON,
+        "unknown field(s) ['channel']",
+    ),
+    (
+        "/api/stream",
+        {"fields": {"a": "b"}, "maxlen": 1},
+        JSON,
+        "unknown field(s) ['maxlen']",
+    ),
+    # what only the worker's own callers may pass
+    (
+        "/api/tasks",
+        {
+            "task": "record_payment",
+            "args": {"payment_id": "p", "account": "a", "amount": 1, "client": "bob"},
+        },
+        JSON,
+        "unknown argument(s) for record_payment: ['client']",
+    ),
+    (
+        "/api/tasks",
+        {
+            "task": "record_payment",
+            "args": {"payment_id": "p", "account": "a", "amount": 1, "hold_seconds": 9},
+        },
+        JSON,
+        "unknown argument(s) for record_payment: ['hold_seconds']",
+    ),
+    (
+        "/api/tasks",
+        {"task": "flaky", "args": {"key": "k", "failures": 1, "client": "bob"}},
+        JSON,
+        "unknown argument(s) for flaky: ['client']",
+    ),
+    # internal tasks stay internal
+    ("/api/tasks", {"task": "write_heartbeat"}, JSON, "unknown task"),
+    ("/api/tasks", {"task": "trim_streams"}, JSON, "unknown task"),
+    ("/api/tasks", {"task": "redisops.tasks.write_heartbeat"}, JSON, "unknown task"),
+    # wrong types and sizes
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": "5"},
+        JSON,
+        "must be int",
+    ),
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": -1},
+        JSON,
+        "countdown",
+    ),
+    (
+        "/api/tasks",
+        {"task": "notify", "args": {"user_id": "u" * 201}},
+        JSON,
+        "1-200 characters",
+    ),
+    (
+        "/api/tasks",
+        {"task": "notify", "args": {"user_id": ""}},
+        JSON,
+        "1-200 characters",
+    ),
+    ("/api/stream", {"fields": {"k" * 65: "v"}}, JSON, "invalid field name"),
+    (
+        "/api/stream",
+        {"fields": {f"k{i}": "v" for i in range(33)}},
+        JSON,
+        "1-32 entries",
+    ),
+    ("/api/stream", {"fields": {"k": "v" * 4097}}, JSON, "at most 4096"),
+    # bad content types
+    ("/api/publish", {"topic": "t", "message": "m"}, "text/plain", "Content-Type"),
+    (
+        "/api/stream",
+        {"fields": {"a": "b"}},
+        "application/x-www-form-urlencoded",
+        "Content-Type",
+    ),
 ]
 
 
