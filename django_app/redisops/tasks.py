@@ -234,11 +234,13 @@ def trim_streams() -> dict[str, object]:
         "events": streams.trim(client, settings.APP_STREAM, settings.APP_STREAM_MAXLEN),
         "dlq": client.xtrim(
             streams.dlq_name(settings.APP_STREAM),
-            maxlen=settings.APP_STREAM_MAXLEN,
+            maxlen=settings.APP_STREAM_DLQ_MAXLEN,
             approximate=True,
         ),
         "pubsub": client.xtrim(
-            settings.APP_PUBSUB_RECORD_STREAM, maxlen=10_000, approximate=True
+            settings.APP_PUBSUB_RECORD_STREAM,
+            maxlen=pubsub.RECORD_MAXLEN,
+            approximate=True,
         ),
     }
     pubsub.listeners(client)  # also forgets long-gone listeners

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 # Used with fullmatch: "$" would also accept a trailing newline ("news\n").
 TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-MAX_MESSAGE_CHARS = 8192
 MAX_STREAM_FIELDS = 32
 MAX_FIELD_NAME = 64
 MAX_FIELD_VALUE = 4096
@@ -52,6 +51,12 @@ MAX_STR_ARG = 200
 
 class BadRequestError(Exception):
     """Input we refuse; the message is the reason shown to the client."""
+
+
+def utf8_len(text: str) -> int:
+    """Bytes Redis stores for ``text`` (json_body refused what cannot be
+    encoded)."""
+    return len(text.encode())
 
 
 def parse_count(text: str, low: int, high: int, name: str = "count") -> int:
@@ -106,6 +111,12 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise BadRequestError("malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequestError("JSON body must be an object")
+    try:
+        # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 client
+        # (ours to Redis included) can encode: refuse it here, not as a 500.
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequestError("malformed JSON: a lone surrogate escape") from None
     return data
 
 
@@ -279,9 +290,12 @@ def publish(request: HttpRequest) -> HttpResponse:
     if not isinstance(topic, str) or not TOPIC_RE.fullmatch(topic):
         raise BadRequestError("field 'topic' must match [A-Za-z0-9._-]{1,64}")
     message = data.get("message")
-    if not isinstance(message, str) or not 0 < len(message) <= MAX_MESSAGE_CHARS:
+    if not isinstance(message, str) or not 0 < utf8_len(message) <= (
+        pubsub.MAX_MESSAGE_BYTES
+    ):
         raise BadRequestError(
-            f"field 'message' must be a string of 1-{MAX_MESSAGE_CHARS} characters"
+            f"field 'message' must be a string of 1-{pubsub.MAX_MESSAGE_BYTES} "
+            "bytes (UTF-8)"
         )
     receivers = pubsub.publish(app_redis(), topic, message)
     body = {"channel": pubsub.channel_for(topic), "receivers": receivers}
@@ -356,6 +370,12 @@ def _stream_produce(request: HttpRequest) -> HttpResponse:
             raise BadRequestError(
                 f"field {key!r} must be a string of at most {MAX_FIELD_VALUE} chars"
             )
+    size = sum(utf8_len(k) + utf8_len(v) for k, v in fields.items())
+    if size > settings.APP_STREAM_ENTRY_MAX_BYTES:
+        raise BadRequestError(
+            f"entry is {size} bytes; at most {settings.APP_STREAM_ENTRY_MAX_BYTES} "
+            "(field names and values, UTF-8)"
+        )
     entry_id = streams.produce(
         app_redis(), settings.APP_STREAM, fields, settings.APP_STREAM_MAXLEN
     )

@@ -200,10 +200,14 @@ REDIS_URLS = {
 # one kills the worker process.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
-# Longest countdown/ETA the API accepts. The Redis broker redelivers a task
-# not acked within visibility_timeout, so that timeout must exceed the longest
+# Longest countdown/ETA the API accepts. A worker holds an ETA task in its
+# memory until it is due, outside the prefetch limit: countdown x a client's
+# rate is what it can park there, so the cap is short (at most
+# MAX_COUNTDOWN_CEILING, checked below). The Redis broker redelivers a task not
+# acked within visibility_timeout, so that timeout must exceed the longest
 # task plus the longest ETA, or tasks run twice.
-APP_MAX_COUNTDOWN = env_int("APP_MAX_COUNTDOWN", 600)
+APP_MAX_COUNTDOWN = env_int("APP_MAX_COUNTDOWN", 60)
+MAX_COUNTDOWN_CEILING = 300
 VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -259,6 +263,12 @@ CELERY_BEAT_SCHEDULE = {
 APP_STREAM = f"{redis_acl.APP_PREFIX}stream:events"
 APP_STREAM_GROUP = "workers"
 APP_STREAM_MAXLEN = env_int("APP_STREAM_MAXLEN", 10_000)
+# Bytes (UTF-8) of one entry's field names and values, as POST /api/stream
+# accepts it: with MAXLEN it bounds the stream's size in bytes, not only in
+# entries (redisops.views).
+APP_STREAM_ENTRY_MAX_BYTES = env_int("APP_STREAM_ENTRY_MAX_BYTES", 4096)
+# XADD MAXLEN ~ of <stream>:dlq (the consumer's dead letters, trim_streams).
+APP_STREAM_DLQ_MAXLEN = env_int("APP_STREAM_DLQ_MAXLEN", 1000)
 # An entry delivered this many times without success goes to <stream>:dlq.
 APP_STREAM_MAX_DELIVERIES = env_int("APP_STREAM_MAX_DELIVERIES", 5)
 # Pending entries idle this long are claimed from their (dead) consumer.
@@ -389,6 +399,22 @@ def check_timeouts() -> None:
             "CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT + "
             "APP_MAX_COUNTDOWN, or the broker redelivers running tasks"
         )
+    if not 0 <= APP_MAX_COUNTDOWN <= MAX_COUNTDOWN_CEILING:
+        raise ImproperlyConfigured(
+            f"APP_MAX_COUNTDOWN must be 0-{MAX_COUNTDOWN_CEILING} s: a worker "
+            "holds every ETA task in memory until it is due"
+        )
+    if CELERY_RESULT_EXPIRES < 1:
+        raise ImproperlyConfigured(
+            "CELERY_RESULT_EXPIRES must be >= 1 s (0 would keep results forever)"
+        )
+    for name, value in (
+        ("APP_STREAM_MAXLEN", APP_STREAM_MAXLEN),
+        ("APP_STREAM_DLQ_MAXLEN", APP_STREAM_DLQ_MAXLEN),
+        ("APP_STREAM_ENTRY_MAX_BYTES", APP_STREAM_ENTRY_MAX_BYTES),
+    ):
+        if value < 1:
+            raise ImproperlyConfigured(f"{name} must be >= 1, got {value}")
     if APP_LEDGER_TTL <= VISIBILITY_TIMEOUT:
         raise ImproperlyConfigured(
             "APP_LEDGER_TTL must exceed CELERY_VISIBILITY_TIMEOUT: a payment "

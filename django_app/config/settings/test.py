@@ -13,7 +13,13 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import beat_schedule_filename, databases, redis_settings, static_root
+from .base import (
+    beat_schedule_filename,
+    databases,
+    env_int,
+    redis_settings,
+    static_root,
+)
 
 
 def free_port() -> int:
@@ -78,6 +84,9 @@ APP_RATE_PUBLISH = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_RATE_STREAM = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_RATE_READ = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_NOTIFY_RATE = (3, 1)
+# Small enough for a test to see trim_streams cap the dead letters; a
+# subprocess may be given its own.
+APP_STREAM_DLQ_MAXLEN = env_int("APP_STREAM_DLQ_MAXLEN", 50)
 # Small enough for a test to fill a ledger through the API.
 APP_LEDGER_MAX_ACCOUNTS = 20
 # Retries of flaky within a second or two: 0.1-0.2, 0.2-0.4, 0.4-0.8, then the

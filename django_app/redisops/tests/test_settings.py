@@ -301,3 +301,37 @@ def test_removed_trusted_proxy_count_stops_the_process(value: str) -> None:
     )
     assert result.returncode != 0
     assert "environment variable APP_TRUSTED_PROXY_COUNT was removed" in result.stderr
+
+
+def test_bounds_default_as_documented() -> None:
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps(["
+        "s.APP_MAX_COUNTDOWN, s.CELERY_RESULT_EXPIRES, s.APP_STREAM_MAXLEN, "
+        "s.APP_STREAM_ENTRY_MAX_BYTES, s.APP_STREAM_DLQ_MAXLEN, "
+        "s.APP_LEDGER_MAX_ACCOUNTS, s.APP_LEDGER_TTL]))"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == [60, 3600, 10_000, 4096, 1000, 100, 6 * 3600]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("APP_MAX_COUNTDOWN", "301", "APP_MAX_COUNTDOWN must be 0-300 s"),
+        ("APP_MAX_COUNTDOWN", "-1", "APP_MAX_COUNTDOWN must be 0-300 s"),
+        ("CELERY_RESULT_EXPIRES", "0", "CELERY_RESULT_EXPIRES must be >= 1 s"),
+        ("APP_STREAM_MAXLEN", "0", "APP_STREAM_MAXLEN must be >= 1"),
+        ("APP_STREAM_DLQ_MAXLEN", "0", "APP_STREAM_DLQ_MAXLEN must be >= 1"),
+        ("APP_STREAM_ENTRY_MAX_BYTES", "0", "APP_STREAM_ENTRY_MAX_BYTES must be >= 1"),
+        ("APP_LEDGER_MAX_ACCOUNTS", "0", "APP_LEDGER_MAX_ACCOUNTS must be >= 1"),
+        ("APP_LEDGER_TTL", "3600", "APP_LEDGER_TTL must exceed CELERY_VISIBILITY"),
+    ],
+)
+def test_a_bound_out_of_range_stops_the_process(
+    variable: str, value: str, message: str
+) -> None:
+    result = run_manage("check", env={**PRODUCTION_ENV, variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr

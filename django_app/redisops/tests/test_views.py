@@ -314,6 +314,29 @@ BAD_INPUT = [
         "1-32 entries",
     ),
     ("/api/stream", {"fields": {"k": "v" * 4097}}, JSON, "at most 4096"),
+    # bytes as well as characters: 2100 "é" are 4200 bytes
+    (
+        "/api/stream",
+        {"fields": {"k": "\u00e9" * 2100}},
+        JSON,
+        "entry is 4201 bytes; at most 4096",
+    ),
+    (
+        "/api/stream",
+        {"fields": {"a": "x" * 2048, "b": "x" * 2047}},
+        JSON,
+        "entry is 4097 bytes",
+    ),
+    ("/api/publish", {"topic": "t", "message": "\u00e9" * 2049}, JSON, "1-4096 bytes"),
+    ("/api/publish", {"topic": "t", "message": ""}, JSON, "1-4096 bytes"),
+    ("/api/publish", '{"topic": "t", "message": "\\ud800"}', JSON, "lone surrogate"),
+    ("/api/stream", '{"fields": {"k": "\\udfff"}}', JSON, "lone surrogate"),
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": 61},
+        JSON,
+        "countdown must be 0-60",
+    ),
     # bad content types
     ("/api/publish", {"topic": "t", "message": "m"}, "text/plain", "Content-Type"),
     (
@@ -432,3 +455,19 @@ def test_broker_down_answers_503_json_not_a_traceback(
         reset_pools()
     assert response.status_code == 503
     assert response.json() == {"error": "broker unavailable"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/stream", {"fields": {"a": "x" * 2048, "b": "x" * 2046}}, 201),
+        ("/api/publish", {"topic": "t", "message": "\u00e9" * 2048}, 200),
+        ("/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}, "countdown": 60}, 202),
+    ],
+)
+def test_the_largest_accepted_input_passes(
+    alice: Client, path: str, body: object, status: int
+) -> None:
+    """The bounds above refuse one byte (or second) more than this."""
+    response = post(alice, path, body)
+    assert response.status_code == status, response.content
