@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .clients import app_redis
 from .ratelimit import make_limiter
+from .storage_budget import StorageBudgetExceeded, StorageBudgetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def json_error(status: int, error: str, **extra: Any) -> JsonResponse:
 
 class JsonErrorsMiddleware:
     """Turn exceptions escaping a view into JSON: 400 for an oversized body,
-    503 when Redis is unreachable, 500 otherwise; logged, never shown."""
+    503 when Redis is unreachable or app data is over its storage budget, 500
+    otherwise; logged, never shown."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -43,6 +45,17 @@ class JsonErrorsMiddleware:
                 400,
                 f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
             )
+        if isinstance(exc, StorageBudgetExceeded):
+            log.warning("storage budget exceeded: %s", exc)
+            return json_error(503, "storage budget exceeded")
+        if isinstance(exc, StorageBudgetUnavailable):
+            log.error(
+                "storage budget unknown, refused %s %s: %s",
+                request.method,
+                request.path,
+                exc,
+            )
+            return json_error(503, "storage budget unavailable")
         if isinstance(exc, redis.RedisError):
             log.error("redis error on %s %s: %r", request.method, request.path, exc)
             return json_error(503, "redis unavailable")

@@ -26,6 +26,7 @@ from .api_auth import require_token
 from .clients import app_redis
 from .connections import client_from_url
 from .middleware import json_error, rate_limit
+from .storage_budget import check_storage_budget
 from .streams.acks import DLQ_FIELD_PREFIX
 from .streams.demo_failures import DEMO_FIELDS
 from .version import DISTRIBUTION, get_version
@@ -243,6 +244,8 @@ def enqueue_task(request: HttpRequest) -> HttpResponse:
     client = request.api_client  # type: ignore[attr-defined]
     if spec.per_client:
         kwargs["client"] = client
+    if spec.writes_app_data:
+        check_storage_budget(f"task {name} for {client}")
     task_id = task_owners.enqueue_owned(client, spec.task, kwargs, countdown or None)
     log.info("enqueued %s as %s for %s", name, task_id, client)
     return JsonResponse({"task_id": task_id, "task": name}, status=202)
@@ -297,6 +300,9 @@ def publish(request: HttpRequest) -> HttpResponse:
             f"field 'message' must be a string of 1-{pubsub.MAX_MESSAGE_BYTES} "
             "bytes (UTF-8)"
         )
+    # The listeners record every message: application data.
+    client = request.api_client  # type: ignore[attr-defined]
+    check_storage_budget(f"POST /api/publish for {client}")
     receivers = pubsub.publish(app_redis(), topic, message)
     body = {"channel": pubsub.channel_for(topic), "receivers": receivers}
     if receivers == 0:
@@ -376,6 +382,8 @@ def _stream_produce(request: HttpRequest) -> HttpResponse:
             f"entry is {size} bytes; at most {settings.APP_STREAM_ENTRY_MAX_BYTES} "
             "(field names and values, UTF-8)"
         )
+    client = request.api_client  # type: ignore[attr-defined]
+    check_storage_budget(f"POST /api/stream for {client}")
     entry_id = streams.produce(
         app_redis(), settings.APP_STREAM, fields, settings.APP_STREAM_MAXLEN
     )

@@ -181,6 +181,17 @@ env_removed(
 # for development): no client is accepted. production.py requires it.
 APP_API_TOKENS_FILE = env("APP_API_TOKENS_FILE")
 
+# STORAGE BUDGET: the API refuses application data (stream entries, published
+# messages, ledger payments) with 503 while Redis's used_memory is above this
+# percent of its maxmemory, read with the monitor user (redisops.storage_budget);
+# the rest stays for the broker, the results and beat's heartbeat.
+APP_DATA_MEMORY_BUDGET = env_int("APP_DATA_MEMORY_BUDGET", 60)
+if not 1 <= APP_DATA_MEMORY_BUDGET <= 99:
+    raise ImproperlyConfigured(
+        f"APP_DATA_MEMORY_BUDGET must be 1-99 (percent of maxmemory), got "
+        f"{APP_DATA_MEMORY_BUDGET}"
+    )
+
 # REDIS: one URL and one ACL user per purpose (redisops.redis_acl)
 # ------------------------------------------------------------------------------
 _DEV_REDIS = "redis://127.0.0.1:6379/0"
@@ -189,8 +200,9 @@ REDIS_URLS = {
     "REDIS_RESULT_URL": env("REDIS_RESULT_URL", _DEV_REDIS),
     "REDIS_CACHE_URL": env("REDIS_CACHE_URL", _DEV_REDIS),
     "REDIS_APP_URL": env("REDIS_APP_URL", _DEV_REDIS),
-    # Optional: only `manage.py smoke` uses it, to prove the user logs in.
-    "REDIS_MONITOR_URL": env("REDIS_MONITOR_URL"),
+    # INFO memory for the storage budget (redisops.storage_budget); smoke
+    # proves the user logs in. Required in production.
+    "REDIS_MONITOR_URL": env("REDIS_MONITOR_URL", _DEV_REDIS),
 }
 
 # CELERY

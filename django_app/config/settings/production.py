@@ -40,6 +40,8 @@ REDIS_URLS = {
             "REDIS_RESULT_URL",
             "REDIS_CACHE_URL",
             "REDIS_APP_URL",
+            # INFO memory: the app-data storage budget (redisops.storage_budget)
+            "REDIS_MONITOR_URL",
         )
     },
 }

@@ -126,7 +126,7 @@ def _closed_limiter_breaker() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def redis_server(tmp_root: Path) -> Iterator[RedisProcess]:
     """The session's redis-server on the port config.settings.test chose."""
-    server = RedisProcess(settings.REDIS_TEST_PORT, tmp_root / "redis")
+    server = RedisProcess(settings.REDIS_TEST_PORT, tmp_root / "redis", maxmemory="1gb")
     server.start()
     yield server
     _close_celery_result_consumer()

@@ -23,6 +23,7 @@ PRODUCTION_ENV = {
     "REDIS_RESULT_URL": "redis://app_results:pw@redis.example.com:6379/0",
     "REDIS_CACHE_URL": "redis://app_cache:pw@redis.example.com:6379/0",
     "REDIS_APP_URL": "sentinel://app_data:pw@s1:26379,s2:26379/0?master_name=main",
+    "REDIS_MONITOR_URL": "redis://app_monitor:pw@redis.example.com:6379/0",
     "DJANGO_STATE_DIR": "/nonexistent-state",
     # Only the web process reads it (config.wsgi); settings need the path.
     "APP_API_TOKENS_FILE": "/nonexistent-api-tokens",
@@ -63,6 +64,7 @@ def test_production_check_deploy_is_clean() -> None:
         "REDIS_RESULT_URL",
         "REDIS_CACHE_URL",
         "REDIS_APP_URL",
+        "REDIS_MONITOR_URL",
         "DJANGO_STATE_DIR",
         "APP_API_TOKENS_FILE",
     ],
@@ -308,12 +310,12 @@ def test_bounds_default_as_documented() -> None:
         "import json; from django.conf import settings as s; print(json.dumps(["
         "s.APP_MAX_COUNTDOWN, s.CELERY_RESULT_EXPIRES, s.APP_STREAM_MAXLEN, "
         "s.APP_STREAM_ENTRY_MAX_BYTES, s.APP_STREAM_DLQ_MAXLEN, "
-        "s.APP_LEDGER_MAX_ACCOUNTS, s.APP_LEDGER_TTL]))"
+        "s.APP_LEDGER_MAX_ACCOUNTS, s.APP_LEDGER_TTL, s.APP_DATA_MEMORY_BUDGET]))"
     )
     result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
-    assert values == [60, 3600, 10_000, 4096, 1000, 100, 6 * 3600]
+    assert values == [60, 3600, 10_000, 4096, 1000, 100, 6 * 3600, 60]
 
 
 @pytest.mark.parametrize(
@@ -327,6 +329,8 @@ def test_bounds_default_as_documented() -> None:
         ("APP_STREAM_ENTRY_MAX_BYTES", "0", "APP_STREAM_ENTRY_MAX_BYTES must be >= 1"),
         ("APP_LEDGER_MAX_ACCOUNTS", "0", "APP_LEDGER_MAX_ACCOUNTS must be >= 1"),
         ("APP_LEDGER_TTL", "3600", "APP_LEDGER_TTL must exceed CELERY_VISIBILITY"),
+        ("APP_DATA_MEMORY_BUDGET", "0", "APP_DATA_MEMORY_BUDGET must be 1-99"),
+        ("APP_DATA_MEMORY_BUDGET", "100", "APP_DATA_MEMORY_BUDGET must be 1-99"),
     ],
 )
 def test_a_bound_out_of_range_stops_the_process(
