@@ -16,6 +16,7 @@ from .base import *  # noqa: F403
 from .base import (
     beat_schedule_filename,
     databases,
+    env,
     env_int,
     redis_settings,
     static_root,
@@ -77,7 +78,7 @@ APP_STREAM_CLAIM_IDLE_MS = 300
 APP_STREAM_MAX_DELIVERIES = 3
 APP_LIMITED_ENDPOINT = {"algorithm": "gcra", "limit": 3, "period": 60}
 # Written by the tests' session fixture (redisops/tests/api_clients.py).
-APP_API_TOKENS_FILE = str(STATE_DIR / "api-tokens")
+APP_API_TOKENS_FILE = env("APP_API_TOKENS_FILE", str(STATE_DIR / "api-tokens"))
 # Room for every test's calls; a test of a limit sets its own.
 APP_RATE_TASKS = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_RATE_PUBLISH = {"algorithm": "gcra", "limit": 100_000, "period": 60}
