@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .clients import app_redis
 from .ratelimit import make_limiter
+from .storage_budget import StorageBudgetExceeded, StorageBudgetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def json_error(status: int, error: str, **extra: Any) -> JsonResponse:
 
 class JsonErrorsMiddleware:
     """Turn exceptions escaping a view into JSON: 400 for an oversized body,
-    503 when Redis is unreachable, 500 otherwise; logged, never shown."""
+    503 when Redis is unreachable or app data is over its storage budget, 500
+    otherwise; logged, never shown."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -43,6 +45,17 @@ class JsonErrorsMiddleware:
                 400,
                 f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
             )
+        if isinstance(exc, StorageBudgetExceeded):
+            log.warning("storage budget exceeded: %s", exc)
+            return json_error(503, "storage budget exceeded")
+        if isinstance(exc, StorageBudgetUnavailable):
+            log.error(
+                "storage budget unknown, refused %s %s: %s",
+                request.method,
+                request.path,
+                exc,
+            )
+            return json_error(503, "storage budget unavailable")
         if isinstance(exc, redis.RedisError):
             log.error("redis error on %s %s: %r", request.method, request.path, exc)
             return json_error(503, "redis unavailable")
@@ -81,23 +94,43 @@ class CircuitBreaker:
 LIMITER_BREAKER = CircuitBreaker()
 
 
-def client_address(request: HttpRequest) -> str:
-    """The client's IP: REMOTE_ADDR, or the X-Forwarded-For entry added by the
-    outermost of APP_TRUSTED_PROXY_COUNT trusted proxies (never a value the
-    client could choose)."""
-    proxies = settings.APP_TRUSTED_PROXY_COUNT
-    candidate = request.META.get("REMOTE_ADDR", "")
-    if proxies > 0:
-        hops = [
-            h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-        ]
-        hops = [h for h in hops if h]
-        if hops:
-            candidate = hops[-proxies] if len(hops) >= proxies else hops[0]
+def _ip(value: str) -> str | None:
+    """``value`` as a normalised IP address, or None. An IPv4-mapped IPv6
+    address (a dual-stack socket's view of an IPv4 client) is that IPv4
+    address: one client, one budget."""
     try:
-        return str(ipaddress.ip_address(candidate))
+        ip = ipaddress.ip_address(value.strip())
     except ValueError:
-        return "unknown"
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's IP address, decided by the connection, never by a setting.
+
+    - REMOTE_ADDR is an IP: a direct TCP peer. That address is the client;
+      an X-Forwarded-For it sent is its own claim and is ignored.
+    - REMOTE_ADDR is not an IP (gunicorn gives a UNIX-socket peer an empty
+      or path-like REMOTE_ADDR): the request came through the socket, which
+      only the proxy's group may connect to. The proxy replaces
+      X-Forwarded-For with the address it saw; its last entry is used.
+    - Anything else (no header, not an IP): "unknown", one shared client for
+      the rate limits, so a malformed header never earns a budget of its own.
+    """
+    peer = _ip(request.META.get("REMOTE_ADDR", ""))
+    if peer is not None:
+        return peer
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    return _ip(forwarded.rsplit(",", 1)[-1]) or "unknown"
+
+
+def limited_client(request: HttpRequest) -> str:
+    """Whom a rate limit counts: the authenticated client by name, wherever it
+    calls from; else the address. Names cannot look like an address (the
+    token file allows no ':'), so the two never share a key."""
+    name = getattr(request, "api_client", None)
+    return f"client:{name}" if name else client_address(request)
 
 
 def rate_limit(
@@ -108,7 +141,11 @@ def rate_limit(
     period: float | None = None,
     setting: str | None = None,
 ) -> Callable[[View], View]:
-    """Limit a view per client address and ``scope`` (the route).
+    """Limit a view per client and ``scope`` (the route).
+
+    The client is the authenticated API client (``request.api_client``, set
+    by redisops.api_auth.require_token, which must run first) as
+    ``client:<name>``, and the client address (client_address) otherwise.
 
     Values come from the arguments or from a settings dict named ``setting``
     (keys algorithm/limit/period), read per request so tests can override.
@@ -126,7 +163,7 @@ def rate_limit(
             algo = algorithm or conf["algorithm"]
             lim = limit or conf["limit"]
             per = period or conf["period"]
-            key = f"{scope}:{client_address(request)}"
+            key = f"{scope}:{limited_client(request)}"
 
             def unavailable(reason: str) -> HttpResponse:
                 mode = settings.RATELIMIT_FAILURE_MODE

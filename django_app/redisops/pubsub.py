@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 PRESENCE_KEY = f"{redis_acl.APP_PREFIX}pubsub:listeners"
 PRESENCE_TTL = 15
+# Records kept of what the listeners received (XADD MAXLEN ~, trim_streams):
+# with the API's message size it bounds the record stream in bytes.
+RECORD_MAXLEN = 1000
+MAX_MESSAGE_BYTES = 4096
 
 
 def channel_for(topic: str) -> str:
@@ -92,7 +96,7 @@ class Listener:
         name: str,
         pattern: str = redis_acl.PUBSUB_PATTERN,
         record_stream: str,
-        record_maxlen: int = 10_000,
+        record_maxlen: int = RECORD_MAXLEN,
         on_message: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.client_factory = client_factory

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import random
 import time
+from dataclasses import dataclass
 
 import redis
 from celery import Task, shared_task
@@ -27,9 +28,30 @@ log = logging.getLogger(__name__)
 
 TASK_KEY_PREFIX = f"{redis_acl.APP_PREFIX}task:"
 HEARTBEAT_KEY = f"{redis_acl.APP_PREFIX}beat:heartbeat"
+# The ledger of a message without a client: enqueued by a version before
+# per-client ledgers (a rolling upgrade) or from a shell; the API never sends one.
 LEDGER_KEY = f"{TASK_KEY_PREFIX}ledger"
 NOTIFY_LOG_KEY = f"{TASK_KEY_PREFIX}notify:sent"
-PAYMENT_MARKER_TTL = 7 * 24 * 3600
+
+
+def ledger_key(client: str | None) -> str:
+    """The client's own ledger: ``app:task:ledger:<client>`` (names hold no ':')."""
+    return f"{LEDGER_KEY}:{client}" if client else LEDGER_KEY
+
+
+def payment_marker_key(client: str | None, payment_id: str) -> str:
+    """Processed-once marker of a payment; payment ids are per client too, so
+    no client can use up (or probe) another's."""
+    done = f"{TASK_KEY_PREFIX}payment:done:"
+    return f"{done}{client}:{payment_id}" if client else f"{done}{payment_id}"
+
+
+def flaky_counter_key(client: str | None, key: str) -> str:
+    return (
+        f"{TASK_KEY_PREFIX}flaky:{client}:{key}"
+        if client
+        else (f"{TASK_KEY_PREFIX}flaky:{key}")
+    )
 
 
 class TransientError(Exception):
@@ -38,6 +60,10 @@ class TransientError(Exception):
 
 class HeartbeatError(Exception):
     """Beat's heartbeat is missing or too old."""
+
+
+class LedgerFullError(Exception):
+    """The client's ledger holds APP_LEDGER_MAX_ACCOUNTS accounts already."""
 
 
 # What flaky retries: only what we expect to be transient; a bug (ValueError,
@@ -80,15 +106,18 @@ def count_attempt(client: redis.Redis, counter: str) -> int:
 
 
 @shared_task(bind=True, name="redisops.tasks.flaky", max_retries=5)
-def flaky(self: Task, key: str, failures: int) -> dict[str, int]:
+def flaky(
+    self: Task, key: str, failures: int, client: str | None = None
+) -> dict[str, int]:
     """Fails with TransientError ``failures`` times for ``key``, then succeeds.
 
     Retries only RETRY_ON, up to 5 times, after retry_countdown() seconds
     (settings.APP_RETRY_BACKOFF: base and cap). Every attempt is counted in
-    Redis first, so a test can tell how often it ran.
+    Redis first (per API client: one client's key never counts another's
+    attempts), so a test can tell how often it ran.
     """
     try:
-        attempt = count_attempt(app_redis(), f"{TASK_KEY_PREFIX}flaky:{key}")
+        attempt = count_attempt(app_redis(), flaky_counter_key(client, key))
         if failures < 0:
             raise ValueError("failures must be >= 0")  # a bug: never retried
         if attempt <= failures:
@@ -105,27 +134,47 @@ def flaky(self: Task, key: str, failures: int) -> dict[str, int]:
 
 @shared_task(bind=True, name="redisops.tasks.record_payment")
 def record_payment(
-    self: Task, payment_id: str, account: str, amount: int, hold_seconds: float = 0
+    self: Task,
+    payment_id: str,
+    account: str,
+    amount: int,
+    hold_seconds: float = 0,
+    client: str | None = None,
 ) -> dict[str, object]:
-    """Idempotent under redelivery: the ledger change and the payment's
-    processed-once marker are one atomic Lua step (lua/apply_once.lua).
+    """Apply ``amount`` to ``account`` in the client's own ledger, once.
+
+    Idempotent under redelivery: the ledger change and the payment's
+    processed-once marker are one atomic Lua step (lua/record_payment.lua).
+    The API passes ``client`` (the authenticated one), so a client only ever
+    touches its own ledger. A ledger holds at most APP_LEDGER_MAX_ACCOUNTS
+    accounts (a new one beyond that fails with LedgerFullError) and expires
+    APP_LEDGER_TTL after its last payment, with the payments' markers.
 
     ``hold_seconds`` (not offered by the API): work after the effect, e.g. a
     receipt; a test kills the process there to force a real redelivery.
     """
-    client = app_redis()
-    applied = run_script(
-        client,
-        "apply_once",
-        keys=[f"{TASK_KEY_PREFIX}payment:done:{payment_id}", LEDGER_KEY],
-        args=[PAYMENT_MARKER_TTL, self.request.id or "-", account, amount],
+    status, balance = run_script(
+        app_redis(),
+        "record_payment",
+        keys=[payment_marker_key(client, payment_id), ledger_key(client)],
+        args=[
+            settings.APP_LEDGER_TTL,
+            self.request.id or "-",
+            account,
+            amount,
+            settings.APP_LEDGER_MAX_ACCOUNTS,
+        ],
     )
+    if status < 0:
+        raise LedgerFullError(
+            f"ledger of {client or '-'} holds {settings.APP_LEDGER_MAX_ACCOUNTS} "
+            f"accounts; {account!r} is a new one"
+        )
     if hold_seconds > 0:
         time.sleep(min(hold_seconds, 30.0))
-    balance = int(client.hget(LEDGER_KEY, account) or 0)
-    if not applied:
+    if not status:
         log.info("payment %s already recorded; nothing changed", payment_id)
-    return {"applied": bool(applied), "account": account, "balance": balance}
+    return {"applied": bool(status), "account": account, "balance": int(balance)}
 
 
 @shared_task(bind=True, name="redisops.tasks.notify", max_retries=100)
@@ -185,11 +234,13 @@ def trim_streams() -> dict[str, object]:
         "events": streams.trim(client, settings.APP_STREAM, settings.APP_STREAM_MAXLEN),
         "dlq": client.xtrim(
             streams.dlq_name(settings.APP_STREAM),
-            maxlen=settings.APP_STREAM_MAXLEN,
+            maxlen=settings.APP_STREAM_DLQ_MAXLEN,
             approximate=True,
         ),
         "pubsub": client.xtrim(
-            settings.APP_PUBSUB_RECORD_STREAM, maxlen=10_000, approximate=True
+            settings.APP_PUBSUB_RECORD_STREAM,
+            maxlen=pubsub.RECORD_MAXLEN,
+            approximate=True,
         ),
     }
     pubsub.listeners(client)  # also forgets long-gone listeners
@@ -197,14 +248,38 @@ def trim_streams() -> dict[str, object]:
     return result
 
 
-# What the API may enqueue, with the argument types each accepts.
-API_TASKS: dict[str, tuple[Task, dict[str, type]]] = {
-    "add": (add, {"x": int, "y": int}),
-    "heavy_checksum": (heavy_checksum, {"size_kib": int, "rounds": int}),
-    "flaky": (flaky, {"key": str, "failures": int}),
-    "record_payment": (
+@dataclass(frozen=True)
+class ApiTask:
+    """A task the API may enqueue.
+
+    ``args``: the arguments a client may pass, with their types; nothing else
+    (``hold_seconds``, ``client``) is accepted. ``per_client``: the API adds
+    ``client=<authenticated client>``, which namespaces what the task writes.
+    ``writes_app_data``: it stores data under app:*, so the API refuses it
+    above the storage budget (redisops.storage_budget).
+    """
+
+    task: Task
+    args: dict[str, type]
+    per_client: bool = False
+    writes_app_data: bool = False
+
+
+# What the API may enqueue. write_heartbeat and trim_streams (beat's) are not
+# here, so no API call reaches them. flaky is public: its cost per call is
+# bounded (at most 6 runs, backoff capped, one counter per client and key
+# that expires) and it is the demo of retries with backoff.
+API_TASKS: dict[str, ApiTask] = {
+    "add": ApiTask(add, {"x": int, "y": int}),
+    "heavy_checksum": ApiTask(heavy_checksum, {"size_kib": int, "rounds": int}),
+    "flaky": ApiTask(
+        flaky, {"key": str, "failures": int}, per_client=True, writes_app_data=True
+    ),
+    "record_payment": ApiTask(
         record_payment,
         {"payment_id": str, "account": str, "amount": int},
+        per_client=True,
+        writes_app_data=True,
     ),
-    "notify": (notify, {"user_id": str}),
+    "notify": ApiTask(notify, {"user_id": str}),
 }

@@ -21,17 +21,20 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from . import pubsub, streams, tasks
+from . import pubsub, streams, task_owners, tasks
+from .api_auth import require_token
 from .clients import app_redis
 from .connections import client_from_url
 from .middleware import json_error, rate_limit
+from .storage_budget import check_storage_budget
+from .streams.acks import DLQ_FIELD_PREFIX
+from .streams.demo_failures import DEMO_FIELDS
 from .version import DISTRIBUTION, get_version
 
 log = logging.getLogger(__name__)
 
 # Used with fullmatch: "$" would also accept a trailing newline ("news\n").
 TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-MAX_MESSAGE_CHARS = 8192
 MAX_STREAM_FIELDS = 32
 MAX_FIELD_NAME = 64
 MAX_FIELD_VALUE = 4096
@@ -49,6 +52,12 @@ MAX_STR_ARG = 200
 
 class BadRequestError(Exception):
     """Input we refuse; the message is the reason shown to the client."""
+
+
+def utf8_len(text: str) -> int:
+    """Bytes Redis stores for ``text`` (json_body refused what cannot be
+    encoded)."""
+    return len(text.encode())
 
 
 def parse_count(text: str, low: int, high: int, name: str = "count") -> int:
@@ -103,7 +112,22 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise BadRequestError("malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequestError("JSON body must be an object")
+    try:
+        # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 client
+        # (ours to Redis included) can encode: refuse it here, not as a 500.
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequestError("malformed JSON: a lone surrogate escape") from None
     return data
+
+
+def only_fields(data: dict[str, Any], *allowed: str) -> None:
+    """Refuse what the route does not know: a typo or a guess is an error,
+    never silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        shown = [name[:MAX_FIELD_NAME] for name in unknown[:5]]
+        raise BadRequestError(f"unknown field(s) {shown}; allowed: {list(allowed)}")
 
 
 def field(data: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
@@ -193,37 +217,52 @@ def readyz(request: HttpRequest) -> HttpResponse:
 
 # -- tasks -----------------------------------------------------------------------
 @methods("POST")
+@require_token
+@rate_limit(scope="api-tasks", setting="APP_RATE_TASKS")
 def enqueue_task(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
+    only_fields(data, "task", "args", "countdown")
     name = field(data, "task", str)
     if name not in tasks.API_TASKS:
         raise BadRequestError(
             f"unknown task {name!r}; known: {sorted(tasks.API_TASKS)}"
         )
-    task, spec = tasks.API_TASKS[name]
+    spec = tasks.API_TASKS[name]
     args = data.get("args", {})
     if not isinstance(args, dict):
         raise BadRequestError("field 'args' must be an object")
-    unknown = set(args) - set(spec)
+    unknown = set(args) - set(spec.args)
     if unknown:
-        raise BadRequestError(f"unknown argument(s) for {name}: {sorted(unknown)}")
-    kwargs = {arg: field(args, arg, kind) for arg, kind in spec.items()}
+        shown = sorted(a[:MAX_FIELD_NAME] for a in unknown)[:5]
+        raise BadRequestError(f"unknown argument(s) for {name}: {shown}")
+    kwargs = {arg: field(args, arg, kind) for arg, kind in spec.args.items()}
     countdown = field(data, "countdown", int, required=False) or 0
     if not 0 <= countdown <= settings.APP_MAX_COUNTDOWN:
         raise BadRequestError(
             f"countdown must be 0-{settings.APP_MAX_COUNTDOWN} seconds"
         )
-    result = task.apply_async(kwargs=kwargs, countdown=countdown or None)
-    log.info("enqueued %s as %s", name, result.id)
-    return JsonResponse({"task_id": result.id, "task": name}, status=202)
+    client = request.api_client  # type: ignore[attr-defined]
+    if spec.per_client:
+        kwargs["client"] = client
+    if spec.writes_app_data:
+        check_storage_budget(f"task {name} for {client}")
+    task_id = task_owners.enqueue_owned(client, spec.task, kwargs, countdown or None)
+    log.info("enqueued %s as %s for %s", name, task_id, client)
+    return JsonResponse({"task_id": task_id, "task": name}, status=202)
 
 
 @methods("GET")
+@require_token
+@rate_limit(scope="api-read", setting="APP_RATE_READ")
 def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
     try:
         uuid.UUID(task_id)
     except ValueError:
         raise BadRequestError("task id must be a UUID") from None
+    # Only the client that enqueued it; another's id and an unknown one get
+    # the same answer, so ids cannot be probed.
+    if task_owners.owner_of(task_id) != request.api_client:  # type: ignore[attr-defined]
+        return json_error(404, "task not found")
     # The app the tasks are bound to (config.celery_app in every process);
     # an app module does not import its project.
     result = AsyncResult(task_id, app=current_app)
@@ -245,16 +284,25 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
 
 # -- pub/sub ---------------------------------------------------------------------
 @methods("POST")
+@require_token
+@rate_limit(scope="api-publish", setting="APP_RATE_PUBLISH")
 def publish(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
+    only_fields(data, "topic", "message")
     topic = data.get("topic")
     if not isinstance(topic, str) or not TOPIC_RE.fullmatch(topic):
         raise BadRequestError("field 'topic' must match [A-Za-z0-9._-]{1,64}")
     message = data.get("message")
-    if not isinstance(message, str) or not 0 < len(message) <= MAX_MESSAGE_CHARS:
+    if not isinstance(message, str) or not 0 < utf8_len(message) <= (
+        pubsub.MAX_MESSAGE_BYTES
+    ):
         raise BadRequestError(
-            f"field 'message' must be a string of 1-{MAX_MESSAGE_CHARS} characters"
+            f"field 'message' must be a string of 1-{pubsub.MAX_MESSAGE_BYTES} "
+            "bytes (UTF-8)"
         )
+    # The listeners record every message: application data.
+    client = request.api_client  # type: ignore[attr-defined]
+    check_storage_budget(f"POST /api/publish for {client}")
     receivers = pubsub.publish(app_redis(), topic, message)
     body = {"channel": pubsub.channel_for(topic), "receivers": receivers}
     if receivers == 0:
@@ -263,6 +311,8 @@ def publish(request: HttpRequest) -> HttpResponse:
 
 
 @methods("GET")
+@require_token
+@rate_limit(scope="api-read", setting="APP_RATE_READ")
 def pubsub_status(request: HttpRequest) -> HttpResponse:
     count = parse_count(request.GET.get("count", "20"), 1, 1000)
     client = app_redis()
@@ -278,28 +328,62 @@ def pubsub_status(request: HttpRequest) -> HttpResponse:
 
 # -- streams -----------------------------------------------------------------------
 @methods("GET", "POST")
+@require_token
 def stream(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _stream_produce(request)
+    return _stream_progress(request)
+
+
+@rate_limit(scope="api-read", setting="APP_RATE_READ")
+def _stream_progress(request: HttpRequest) -> HttpResponse:
     return JsonResponse(
         streams.progress(app_redis(), settings.APP_STREAM, settings.APP_STREAM_GROUP)
     )
 
 
+def reserved_stream_field(name: str) -> bool:
+    """Names the API never writes into the stream, whatever
+    APP_STREAM_DEMO_FAILURES says: the demo failure rules' (work_ms, poison,
+    depends_on) and the dead-letter fields (dlq_*). In any case, so a later
+    handler that folds case cannot be reached either. Demos and tests that
+    need such entries XADD them directly, as an admin."""
+    folded = name.lower()
+    return folded in DEMO_FIELDS or folded.startswith(DLQ_FIELD_PREFIX)
+
+
+@rate_limit(scope="api-stream", setting="APP_RATE_STREAM")
 def _stream_produce(request: HttpRequest) -> HttpResponse:
     data = json_body(request)
+    only_fields(data, "fields")
     fields = data.get("fields")
     if not isinstance(fields, dict) or not 0 < len(fields) <= MAX_STREAM_FIELDS:
         raise BadRequestError(
             f"field 'fields' must be an object with 1-{MAX_STREAM_FIELDS} entries"
         )
     for key, value in fields.items():
-        if not 0 < len(key) <= MAX_FIELD_NAME or key.startswith("dlq_"):
-            raise BadRequestError(f"invalid field name {key[:MAX_FIELD_NAME]!r}")
+        if not 0 < len(key) <= MAX_FIELD_NAME:
+            raise BadRequestError(
+                f"invalid field name {key[:MAX_FIELD_NAME]!r}: 1-{MAX_FIELD_NAME} "
+                "characters"
+            )
+        if reserved_stream_field(key):
+            raise BadRequestError(
+                f"field name {key!r} is reserved (demo failure rules and "
+                "dead-letter fields are not accepted through the API)"
+            )
         if not isinstance(value, str) or len(value) > MAX_FIELD_VALUE:
             raise BadRequestError(
                 f"field {key!r} must be a string of at most {MAX_FIELD_VALUE} chars"
             )
+    size = sum(utf8_len(k) + utf8_len(v) for k, v in fields.items())
+    if size > settings.APP_STREAM_ENTRY_MAX_BYTES:
+        raise BadRequestError(
+            f"entry is {size} bytes; at most {settings.APP_STREAM_ENTRY_MAX_BYTES} "
+            "(field names and values, UTF-8)"
+        )
+    client = request.api_client  # type: ignore[attr-defined]
+    check_storage_budget(f"POST /api/stream for {client}")
     entry_id = streams.produce(
         app_redis(), settings.APP_STREAM, fields, settings.APP_STREAM_MAXLEN
     )

@@ -65,6 +65,16 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
 
 
+def env_removed(name: str, why: str) -> None:
+    """A variable this version no longer reads: refuse it, so nobody believes
+    it still does something."""
+    if name in os.environ:
+        raise ImproperlyConfigured(
+            f"environment variable {name} was removed ({why}); "
+            "delete it from the environment. See django_app/README.md"
+        )
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = env(name)
     if not value:
@@ -152,10 +162,35 @@ APPEND_SLASH = False
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
 # JSON bodies larger than this answer 400 (redisops.views).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("APP_MAX_BODY_BYTES", 64 * 1024)
-# Number of reverse proxies in front of gunicorn that append to
-# X-Forwarded-For; the client address for rate limits is taken that many
-# entries from the right. 0 = use REMOTE_ADDR.
-APP_TRUSTED_PROXY_COUNT = env_int("APP_TRUSTED_PROXY_COUNT", 0)
+# Proxy headers are trusted by connection, not by a setting: the client
+# address is REMOTE_ADDR for a TCP peer and the proxy's X-Forwarded-For only
+# for a UNIX-socket peer (redisops.middleware.client_address); https comes
+# from wsgi.url_scheme, which gunicorn sets from X-Forwarded-Proto only for
+# peers it trusts (the socket). A leftover setting that claimed otherwise
+# stops the process rather than being silently ignored.
+env_removed(
+    "APP_TRUSTED_PROXY_COUNT",
+    "the client address comes from the connection: REMOTE_ADDR, or "
+    "X-Forwarded-For only when the request came through the proxy's socket",
+)
+
+# API AUTHENTICATION: bearer tokens, only their hashes on the host
+# ------------------------------------------------------------------------------
+# One "<client name> <sha256 hex of the token>" per line (redisops.api_tokens),
+# read at start by the web process and again whenever it changes. Unset (here,
+# for development): no client is accepted. production.py requires it.
+APP_API_TOKENS_FILE = env("APP_API_TOKENS_FILE")
+
+# STORAGE BUDGET: the API refuses application data (stream entries, published
+# messages, ledger payments) with 503 while Redis's used_memory is above this
+# percent of its maxmemory, read with the monitor user (redisops.storage_budget);
+# the rest stays for the broker, the results and beat's heartbeat.
+APP_DATA_MEMORY_BUDGET = env_int("APP_DATA_MEMORY_BUDGET", 60)
+if not 1 <= APP_DATA_MEMORY_BUDGET <= 99:
+    raise ImproperlyConfigured(
+        f"APP_DATA_MEMORY_BUDGET must be 1-99 (percent of maxmemory), got "
+        f"{APP_DATA_MEMORY_BUDGET}"
+    )
 
 # REDIS: one URL and one ACL user per purpose (redisops.redis_acl)
 # ------------------------------------------------------------------------------
@@ -165,8 +200,9 @@ REDIS_URLS = {
     "REDIS_RESULT_URL": env("REDIS_RESULT_URL", _DEV_REDIS),
     "REDIS_CACHE_URL": env("REDIS_CACHE_URL", _DEV_REDIS),
     "REDIS_APP_URL": env("REDIS_APP_URL", _DEV_REDIS),
-    # Optional: only `manage.py smoke` uses it, to prove the user logs in.
-    "REDIS_MONITOR_URL": env("REDIS_MONITOR_URL"),
+    # INFO memory for the storage budget (redisops.storage_budget); smoke
+    # proves the user logs in. Required in production.
+    "REDIS_MONITOR_URL": env("REDIS_MONITOR_URL", _DEV_REDIS),
 }
 
 # CELERY
@@ -176,10 +212,14 @@ REDIS_URLS = {
 # one kills the worker process.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
-# Longest countdown/ETA the API accepts. The Redis broker redelivers a task
-# not acked within visibility_timeout, so that timeout must exceed the longest
+# Longest countdown/ETA the API accepts. A worker holds an ETA task in its
+# memory until it is due, outside the prefetch limit: countdown x a client's
+# rate is what it can park there, so the cap is short (at most
+# MAX_COUNTDOWN_CEILING, checked below). The Redis broker redelivers a task not
+# acked within visibility_timeout, so that timeout must exceed the longest
 # task plus the longest ETA, or tasks run twice.
-APP_MAX_COUNTDOWN = env_int("APP_MAX_COUNTDOWN", 600)
+APP_MAX_COUNTDOWN = env_int("APP_MAX_COUNTDOWN", 60)
+MAX_COUNTDOWN_CEILING = 300
 VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -235,6 +275,12 @@ CELERY_BEAT_SCHEDULE = {
 APP_STREAM = f"{redis_acl.APP_PREFIX}stream:events"
 APP_STREAM_GROUP = "workers"
 APP_STREAM_MAXLEN = env_int("APP_STREAM_MAXLEN", 10_000)
+# Bytes (UTF-8) of one entry's field names and values, as POST /api/stream
+# accepts it: with MAXLEN it bounds the stream's size in bytes, not only in
+# entries (redisops.views).
+APP_STREAM_ENTRY_MAX_BYTES = env_int("APP_STREAM_ENTRY_MAX_BYTES", 4096)
+# XADD MAXLEN ~ of <stream>:dlq (the consumer's dead letters, trim_streams).
+APP_STREAM_DLQ_MAXLEN = env_int("APP_STREAM_DLQ_MAXLEN", 1000)
 # An entry delivered this many times without success goes to <stream>:dlq.
 APP_STREAM_MAX_DELIVERIES = env_int("APP_STREAM_MAX_DELIVERIES", 5)
 # Pending entries idle this long are claimed from their (dead) consumer.
@@ -244,6 +290,13 @@ APP_STREAM_CLAIM_IDLE_MS = env_int("APP_STREAM_CLAIM_IDLE_MS", 60_000)
 # and replay_dlq reports those outages. Never in production.
 APP_STREAM_DEMO_FAILURES = env_bool("APP_STREAM_DEMO_FAILURES", False)
 APP_PUBSUB_RECORD_STREAM = f"{redis_acl.APP_PREFIX}pubsub:received"
+# record_payment: each API client has its own ledger (app:task:ledger:<client>)
+# of at most this many accounts; it expires this long after its last
+# payment, and so do the payments' processed-once markers. The TTL must
+# exceed the visibility timeout, or a redelivered payment could miss its
+# marker and apply twice (checked below).
+APP_LEDGER_MAX_ACCOUNTS = env_int("APP_LEDGER_MAX_ACCOUNTS", 100)
+APP_LEDGER_TTL = env_int("APP_LEDGER_TTL", 6 * 3600)
 # Fleet-wide limit of redisops.tasks.notify (Celery's rate_limit is per worker).
 APP_NOTIFY_RATE = (
     env_int("APP_NOTIFY_RATE_LIMIT", 10),
@@ -279,13 +332,26 @@ def rate_limit_setting(prefix: str, algorithm: str, limit: int, period: int) -> 
     return {"algorithm": algorithm, "limit": limit, "period": period}
 
 
+def env_rate_limit(prefix: str, limit: int, period: int) -> dict:
+    """<prefix>_ALGORITHM (default gcra), <prefix>_LIMIT, <prefix>_PERIOD (s),
+    checked now (rate_limit_setting)."""
+    return rate_limit_setting(
+        prefix,
+        env(f"{prefix}_ALGORITHM", "gcra"),
+        env_int(f"{prefix}_LIMIT", limit),
+        env_int(f"{prefix}_PERIOD", period),
+    )
+
+
 # The rate-limited demo endpoint /api/limited: per client address.
-APP_LIMITED_ENDPOINT = rate_limit_setting(
-    "APP_LIMITED",
-    env("APP_LIMITED_ALGORITHM", "gcra"),
-    env_int("APP_LIMITED_LIMIT", 5),
-    env_int("APP_LIMITED_PERIOD", 10),
-)
+APP_LIMITED_ENDPOINT = env_rate_limit("APP_LIMITED", 5, 10)
+# The API, per authenticated client (redisops.views): each write endpoint has
+# its own limit, the reads (task result, stream progress, Pub/Sub records)
+# share one. Sized for the demo; a load test raises them in its inventory.
+APP_RATE_TASKS = env_rate_limit("APP_RATE_TASKS", 60, 60)
+APP_RATE_PUBLISH = env_rate_limit("APP_RATE_PUBLISH", 60, 60)
+APP_RATE_STREAM = env_rate_limit("APP_RATE_STREAM", 60, 60)
+APP_RATE_READ = env_rate_limit("APP_RATE_READ", 600, 60)
 # Backoff of redisops.tasks.flaky (seconds): retry n waits between half and all
 # of min(cap, base * 2**n).
 APP_RETRY_BACKOFF = {"base": 1.0, "cap": 30.0}
@@ -345,6 +411,29 @@ def check_timeouts() -> None:
             "CELERY_VISIBILITY_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT + "
             "APP_MAX_COUNTDOWN, or the broker redelivers running tasks"
         )
+    if not 0 <= APP_MAX_COUNTDOWN <= MAX_COUNTDOWN_CEILING:
+        raise ImproperlyConfigured(
+            f"APP_MAX_COUNTDOWN must be 0-{MAX_COUNTDOWN_CEILING} s: a worker "
+            "holds every ETA task in memory until it is due"
+        )
+    if CELERY_RESULT_EXPIRES < 1:
+        raise ImproperlyConfigured(
+            "CELERY_RESULT_EXPIRES must be >= 1 s (0 would keep results forever)"
+        )
+    for name, value in (
+        ("APP_STREAM_MAXLEN", APP_STREAM_MAXLEN),
+        ("APP_STREAM_DLQ_MAXLEN", APP_STREAM_DLQ_MAXLEN),
+        ("APP_STREAM_ENTRY_MAX_BYTES", APP_STREAM_ENTRY_MAX_BYTES),
+    ):
+        if value < 1:
+            raise ImproperlyConfigured(f"{name} must be >= 1, got {value}")
+    if APP_LEDGER_TTL <= VISIBILITY_TIMEOUT:
+        raise ImproperlyConfigured(
+            "APP_LEDGER_TTL must exceed CELERY_VISIBILITY_TIMEOUT: a payment "
+            "redelivered after its marker expired would apply twice"
+        )
+    if APP_LEDGER_MAX_ACCOUNTS < 1:
+        raise ImproperlyConfigured("APP_LEDGER_MAX_ACCOUNTS must be >= 1")
     if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
         raise ImproperlyConfigured(
             "CELERY_TASK_SOFT_TIME_LIMIT must be below CELERY_TASK_TIME_LIMIT"

@@ -40,6 +40,8 @@ REDIS_URLS = {
             "REDIS_RESULT_URL",
             "REDIS_CACHE_URL",
             "REDIS_APP_URL",
+            # INFO memory: the app-data storage budget (redisops.storage_budget)
+            "REDIS_MONITOR_URL",
         )
     },
 }
@@ -53,8 +55,10 @@ REDIS_APP_URL = _redis.redis_app_url
 
 # SECURITY: TLS ends at the proxy, which sets X-Forwarded-Proto.
 # ------------------------------------------------------------------------------
-# https://docs.djangoproject.com/en/5.2/ref/settings/#secure-proxy-ssl-header
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: Django would believe that header from any peer.
+# request.is_secure() reads wsgi.url_scheme, which gunicorn sets to https
+# from X-Forwarded-Proto (its secure_scheme_headers) only for a peer it
+# trusts: the UNIX socket the proxy connects to, or forwarded_allow_ips.
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secure-ssl-redirect
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Probes talk to the gunicorn socket directly, without the proxy's header.
@@ -82,8 +86,13 @@ SILENCED_SYSTEM_CHECKS = [
 ]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-# Behind one proxy by default: the client address is the last X-Forwarded-For hop.
-APP_TRUSTED_PROXY_COUNT = env_int("APP_TRUSTED_PROXY_COUNT", 1)
+# The API's token hashes (redisops.api_tokens); the role writes the file
+# root:<app group> 0640 on web hosts. Every process needs the variable; only
+# the web process reads the file (at start, and when it changes).
+APP_API_TOKENS_FILE = env_required(
+    "APP_API_TOKENS_FILE",
+    "path of the API's token hashes, one '<client> <sha256 hex>' per line",
+)
 # State (SQLite unless DATABASE_URL, static files, beat schedule) lives in
 # the units' StateDirectory. No default here: the django_app role writes
 # DJANGO_STATE_DIR into the env file, and a second default could disagree.

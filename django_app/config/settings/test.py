@@ -13,7 +13,14 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import beat_schedule_filename, databases, redis_settings, static_root
+from .base import (
+    beat_schedule_filename,
+    databases,
+    env,
+    env_int,
+    redis_settings,
+    static_root,
+)
 
 
 def free_port() -> int:
@@ -70,7 +77,19 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 APP_STREAM_CLAIM_IDLE_MS = 300
 APP_STREAM_MAX_DELIVERIES = 3
 APP_LIMITED_ENDPOINT = {"algorithm": "gcra", "limit": 3, "period": 60}
+# Written by the tests' session fixture (redisops/tests/api_clients.py).
+APP_API_TOKENS_FILE = env("APP_API_TOKENS_FILE", str(STATE_DIR / "api-tokens"))
+# Room for every test's calls; a test of a limit sets its own.
+APP_RATE_TASKS = {"algorithm": "gcra", "limit": 100_000, "period": 60}
+APP_RATE_PUBLISH = {"algorithm": "gcra", "limit": 100_000, "period": 60}
+APP_RATE_STREAM = {"algorithm": "gcra", "limit": 100_000, "period": 60}
+APP_RATE_READ = {"algorithm": "gcra", "limit": 100_000, "period": 60}
 APP_NOTIFY_RATE = (3, 1)
+# Small enough for a test to see trim_streams cap the dead letters; a
+# subprocess may be given its own.
+APP_STREAM_DLQ_MAXLEN = env_int("APP_STREAM_DLQ_MAXLEN", 50)
+# Small enough for a test to fill a ledger through the API.
+APP_LEDGER_MAX_ACCOUNTS = 20
 # Retries of flaky within a second or two: 0.1-0.2, 0.2-0.4, 0.4-0.8, then the
 # cap (0.5-1.0).
 APP_RETRY_BACKOFF = {"base": 0.2, "cap": 1.0}

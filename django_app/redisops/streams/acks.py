@@ -18,9 +18,15 @@ from .keys import dlq_name, effects_key, marker_key, progress_key
 
 log = logging.getLogger(__name__)
 
-# How long a processed-once marker outlives its entry's last delivery.
-DONE_MARKER_TTL = 7 * 24 * 3600
+# A processed-once marker is needed while its entry can still be delivered,
+# i.e. while the entry is in the stream: trim_streams deletes it with the
+# entry (streams.trimming.trim), so MAXLEN bounds the markers. This TTL is
+# only the backstop for when trimming does not run (beat down).
+DONE_MARKER_TTL = 24 * 3600
 DLQ_REASON_CHARS = 500
+# Fields a dead-letter record adds (replay drops them again); the API
+# refuses them in new entries (redisops.views).
+DLQ_FIELD_PREFIX = "dlq_"
 
 
 def commit_entries(

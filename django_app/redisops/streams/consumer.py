@@ -167,13 +167,14 @@ class StreamConsumer:
         self.ensure_group()
         log.info(
             "consumer %s reading %s group %s (claim idle %d ms, %s, max deliveries "
-            "%d, handler %s)",
+            "%d, dead letters kept ~%d, handler %s)",
             self.consumer,
             self.stream,
             self.group,
             self.claim_idle_ms,
             self.claimer.name,
             self.max_deliveries,
+            self.dlq_maxlen,
             getattr(self.handler, "__qualname__", self.handler),
         )
         if on_ready:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 MAX_WORK_MS = 10_000
 DEPENDS_ON = "depends_on"
+# The fields these rules read; the API refuses them (redisops.views).
+DEMO_FIELDS = frozenset({"work_ms", "poison", DEPENDS_ON})
 OUTAGE_PREFIX = f"{APP_PREFIX}outage:"
 
 

@@ -1,15 +1,19 @@
-"""Bounding a stream's memory: trim it, and forget the effects of entries gone."""
+"""Bounding a stream's memory: trim it, and forget the effects and
+processed-once markers of entries gone."""
 
 from __future__ import annotations
 
 import redis
 
 from .entry_ids import id_tuple
-from .keys import effects_key
+from .keys import effects_key, marker_key
 
 
 def trim(client: redis.Redis, stream: str, maxlen: int) -> dict[str, int]:
-    """Trim a stream (approximate MAXLEN) and forget effects of entries gone.
+    """Trim a stream (approximate MAXLEN) and forget the effects and the
+    processed-once markers of entries gone: a marker only guards an entry
+    that can still be delivered, so markers live as long as their entries
+    (MAXLEN), not a fixed time.
 
     Used by the beat task; producers already trim on XADD. Trimming can drop
     a backlog: a pending entry trimmed away is counted by the consumer that
@@ -17,7 +21,7 @@ def trim(client: redis.Redis, stream: str, maxlen: int) -> dict[str, int]:
     """
     trimmed = client.xtrim(stream, maxlen=maxlen, approximate=True)
     first = client.xrange(stream, count=1)
-    pruned = 0
+    pruned = markers = 0
     if first:
         first_id = id_tuple(first[0][0])
         stale = [
@@ -26,5 +30,15 @@ def trim(client: redis.Redis, stream: str, maxlen: int) -> dict[str, int]:
             if id_tuple(entry_id) < first_id
         ]
         for start in range(0, len(stale), 500):
-            pruned += client.hdel(effects_key(stream), *stale[start : start + 500])
-    return {"trimmed": int(trimmed), "effects_pruned": pruned}
+            chunk = stale[start : start + 500]
+            with client.pipeline(transaction=False) as pipe:
+                pipe.hdel(effects_key(stream), *chunk)
+                pipe.delete(*(marker_key(stream, entry_id) for entry_id in chunk))
+                hdel, deleted = pipe.execute()
+            pruned += hdel
+            markers += deleted
+    return {
+        "trimmed": int(trimmed),
+        "effects_pruned": pruned,
+        "markers_deleted": markers,
+    }

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
+from django.test import Client
 
 from redisops.clients import app_redis
 from redisops.tests.redis_proc import RedisProcess, celery_argv, worker_argv
@@ -125,7 +126,7 @@ def _closed_limiter_breaker() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def redis_server(tmp_root: Path) -> Iterator[RedisProcess]:
     """The session's redis-server on the port config.settings.test chose."""
-    server = RedisProcess(settings.REDIS_TEST_PORT, tmp_root / "redis")
+    server = RedisProcess(settings.REDIS_TEST_PORT, tmp_root / "redis", maxmemory="1gb")
     server.start()
     yield server
     _close_celery_result_consumer()
@@ -143,6 +144,33 @@ def _close_celery_result_consumer() -> None:
     if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
         consumer.stop()
         consumer._pubsub = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def api_token_file(tmp_root: Path) -> Path:
+    """The session's token file (APP_API_TOKENS_FILE of the test settings):
+    clients alice (two tokens, as during a rotation) and bob."""
+    from redisops.tests.api_clients import CLIENTS, write_token_file
+
+    path = Path(settings.APP_API_TOKENS_FILE)
+    write_token_file(path, CLIENTS)
+    return path
+
+
+@pytest.fixture
+def alice() -> Client:
+    """A test client authenticated as alice."""
+    from redisops.tests.api_clients import ALICE, api_client
+
+    return api_client(ALICE)
+
+
+@pytest.fixture
+def bob() -> Client:
+    """A test client authenticated as bob."""
+    from redisops.tests.api_clients import BOB, api_client
+
+    return api_client(BOB)
 
 
 @pytest.fixture(scope="session")

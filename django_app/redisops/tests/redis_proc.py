@@ -40,12 +40,22 @@ class RedisProcess:
 
     With ``acl=True`` the default user is off and the users of
     redisops.redis_acl exist (password '<name>-pw'), plus test_admin (+@all).
+    ``maxmemory`` (e.g. "8mb"), as the redis_server role sets one: the app's
+    storage budget is a share of it.
     """
 
-    def __init__(self, port: int, workdir: Path, *, acl: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        workdir: Path,
+        *,
+        acl: bool = True,
+        maxmemory: str | None = None,
+    ) -> None:
         self.port = port
         self.workdir = Path(workdir)
         self.acl = acl
+        self.maxmemory = maxmemory
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,6 +74,8 @@ class RedisProcess:
             f"logfile {self.workdir / f'redis-{self.port}.log'}",
             "maxmemory-policy noeviction",
         ]
+        if self.maxmemory:
+            lines.append(f"maxmemory {self.maxmemory}")
         if self.acl:
             version = server_version()
             if version >= (7, 0):

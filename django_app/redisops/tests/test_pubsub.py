@@ -51,7 +51,7 @@ def test_publish_without_subscribers_is_dropped(r: redis.Redis, uid: str) -> Non
 
 
 def test_listener_records_messages_published_through_the_api(
-    r: redis.Redis, uid: str, spawn, client
+    r: redis.Redis, uid: str, spawn, alice
 ) -> None:
     record = f"app:pubsub:test-{uid}"
     proc = spawn(
@@ -60,7 +60,7 @@ def test_listener_records_messages_published_through_the_api(
     )
     wait_for(lambda: f"L-{uid}" in pubsub.listeners(r), timeout=20, what="listener")
     token = uuid.uuid4().hex
-    response = client.post(
+    response = alice.post(
         "/api/publish",
         data=json.dumps({"topic": "demo", "message": token}),
         content_type="application/json",

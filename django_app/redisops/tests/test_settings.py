@@ -23,7 +23,10 @@ PRODUCTION_ENV = {
     "REDIS_RESULT_URL": "redis://app_results:pw@redis.example.com:6379/0",
     "REDIS_CACHE_URL": "redis://app_cache:pw@redis.example.com:6379/0",
     "REDIS_APP_URL": "sentinel://app_data:pw@s1:26379,s2:26379/0?master_name=main",
+    "REDIS_MONITOR_URL": "redis://app_monitor:pw@redis.example.com:6379/0",
     "DJANGO_STATE_DIR": "/nonexistent-state",
+    # Only the web process reads it (config.wsgi); settings need the path.
+    "APP_API_TOKENS_FILE": "/nonexistent-api-tokens",
 }
 
 
@@ -61,7 +64,9 @@ def test_production_check_deploy_is_clean() -> None:
         "REDIS_RESULT_URL",
         "REDIS_CACHE_URL",
         "REDIS_APP_URL",
+        "REDIS_MONITOR_URL",
         "DJANGO_STATE_DIR",
+        "APP_API_TOKENS_FILE",
     ],
 )
 def test_production_fails_naming_the_missing_variable(missing: str) -> None:
@@ -196,6 +201,10 @@ def test_test_settings_load_without_the_tests_package() -> None:
         ("APP_LIMITED_PERIOD", "0", "APP_LIMITED_PERIOD must be >= 1"),
         # limit x period beyond what the scripts' integer reply can carry
         ("APP_LIMITED_LIMIT", str(10**12), "limit x period too large"),
+        ("APP_RATE_TASKS_LIMIT", "0", "APP_RATE_TASKS_LIMIT must be >= 1"),
+        ("APP_RATE_PUBLISH_PERIOD", "0", "APP_RATE_PUBLISH_PERIOD must be >= 1"),
+        ("APP_RATE_STREAM_ALGORITHM", "leaky", "APP_RATE_STREAM_ALGORITHM must be"),
+        ("APP_RATE_READ_LIMIT", "x", "APP_RATE_READ_LIMIT must be an integer"),
     ],
 )
 def test_bad_rate_limit_setting_fails_at_start(
@@ -205,6 +214,22 @@ def test_bad_rate_limit_setting_fails_at_start(
     result = run_manage("check", env={**PRODUCTION_ENV, variable: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_api_rate_limits_default_per_endpoint() -> None:
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps("
+        "[s.APP_RATE_TASKS, s.APP_RATE_PUBLISH, s.APP_RATE_STREAM, s.APP_RATE_READ]))"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    gcra = {"algorithm": "gcra", "period": 60}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        {**gcra, "limit": 60},
+        {**gcra, "limit": 60},
+        {**gcra, "limit": 60},
+        {**gcra, "limit": 600},
+    ]
 
 
 def test_rate_limit_setting_accepts_every_algorithm() -> None:
@@ -257,3 +282,60 @@ def test_demo_failure_setting_refuses_a_non_boolean() -> None:
     )
     assert result.returncode != 0
     assert "APP_STREAM_DEMO_FAILURES must be true or false" in result.stderr
+
+
+def test_production_trusts_no_proxy_header_by_setting() -> None:
+    """https comes from wsgi.url_scheme (gunicorn decides by peer), never
+    from a header Django would believe from anyone."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, "
+        "hasattr(s, 'APP_TRUSTED_PROXY_COUNT'))"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    assert result.stdout.strip().splitlines()[-1:] == ["None True False"], result.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "0", ""])
+def test_removed_trusted_proxy_count_stops_the_process(value: str) -> None:
+    result = run_manage(
+        "check", env={**PRODUCTION_ENV, "APP_TRUSTED_PROXY_COUNT": value}
+    )
+    assert result.returncode != 0
+    assert "environment variable APP_TRUSTED_PROXY_COUNT was removed" in result.stderr
+
+
+def test_bounds_default_as_documented() -> None:
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps(["
+        "s.APP_MAX_COUNTDOWN, s.CELERY_RESULT_EXPIRES, s.APP_STREAM_MAXLEN, "
+        "s.APP_STREAM_ENTRY_MAX_BYTES, s.APP_STREAM_DLQ_MAXLEN, "
+        "s.APP_LEDGER_MAX_ACCOUNTS, s.APP_LEDGER_TTL, s.APP_DATA_MEMORY_BUDGET]))"
+    )
+    result = run_manage("shell", "-c", code, env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == [60, 3600, 10_000, 4096, 1000, 100, 6 * 3600, 60]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("APP_MAX_COUNTDOWN", "301", "APP_MAX_COUNTDOWN must be 0-300 s"),
+        ("APP_MAX_COUNTDOWN", "-1", "APP_MAX_COUNTDOWN must be 0-300 s"),
+        ("CELERY_RESULT_EXPIRES", "0", "CELERY_RESULT_EXPIRES must be >= 1 s"),
+        ("APP_STREAM_MAXLEN", "0", "APP_STREAM_MAXLEN must be >= 1"),
+        ("APP_STREAM_DLQ_MAXLEN", "0", "APP_STREAM_DLQ_MAXLEN must be >= 1"),
+        ("APP_STREAM_ENTRY_MAX_BYTES", "0", "APP_STREAM_ENTRY_MAX_BYTES must be >= 1"),
+        ("APP_LEDGER_MAX_ACCOUNTS", "0", "APP_LEDGER_MAX_ACCOUNTS must be >= 1"),
+        ("APP_LEDGER_TTL", "3600", "APP_LEDGER_TTL must exceed CELERY_VISIBILITY"),
+        ("APP_DATA_MEMORY_BUDGET", "0", "APP_DATA_MEMORY_BUDGET must be 1-99"),
+        ("APP_DATA_MEMORY_BUDGET", "100", "APP_DATA_MEMORY_BUDGET must be 1-99"),
+    ],
+)
+def test_a_bound_out_of_range_stops_the_process(
+    variable: str, value: str, message: str
+) -> None:
+    result = run_manage("check", env={**PRODUCTION_ENV, variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr

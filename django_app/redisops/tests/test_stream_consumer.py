@@ -154,3 +154,13 @@ def test_slow_handlers_commit_without_waiting_for_the_batch(
     c.commit_many = lambda ids: sizes.append(len(ids)) or original(ids)  # type: ignore[method-assign]
     c.read_new()
     assert sizes == [1, 1, 1]
+
+
+def test_the_service_caps_its_dead_letters_at_the_setting(spawn) -> None:
+    """stream_consumer passes APP_STREAM_DLQ_MAXLEN to its XADD MAXLEN ~."""
+    proc = spawn(
+        manage("stream_consumer", "--consumer", "dlq-cap"),
+        name="consumer",
+        APP_STREAM_DLQ_MAXLEN="7",
+    )
+    wait_for(lambda: "dead letters kept ~7," in proc.output, what="startup line")

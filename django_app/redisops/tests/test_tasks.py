@@ -204,3 +204,12 @@ def test_worker_logs_one_line_per_event_with_task_ids(celery_worker: Proc) -> No
     [failure] = [x for x in task_log(celery_worker, failed.id) if "raised" in x]
     assert "Traceback" in failure  # the whole traceback, on this one line
     assert f"task={failed.id}" in failure
+
+
+def test_notify_keeps_at_most_1000_log_entries(r: redis.Redis) -> None:
+    r.delete(tasks.NOTIFY_LOG_KEY)
+    r.rpush(tasks.NOTIFY_LOG_KEY, *(f"0.0 old-{i}" for i in range(1000)))
+    assert tasks.notify.delay("newest").get(timeout=30)["sent"] is True
+    assert r.llen(tasks.NOTIFY_LOG_KEY) == 1000
+    assert r.lindex(tasks.NOTIFY_LOG_KEY, -1).endswith(" newest")
+    assert r.lindex(tasks.NOTIFY_LOG_KEY, 0) == "0.0 old-1"

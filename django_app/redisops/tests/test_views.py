@@ -13,6 +13,7 @@ from django.test import Client
 
 from redisops import tasks
 from redisops.clients import app_redis
+from redisops.task_owners import enqueue_owned
 from redisops.tests.conftest import wait_for
 
 JSON = "application/json"
@@ -57,27 +58,31 @@ def test_readyz_needs_a_fresh_beat_heartbeat(client: Client) -> None:
 
 
 @pytest.mark.usefixtures("celery_worker")
-def test_enqueue_and_read_result(client: Client) -> None:
-    response = post(client, "/api/tasks", {"task": "add", "args": {"x": 2, "y": 40}})
+def test_enqueue_and_read_result(alice: Client) -> None:
+    response = post(alice, "/api/tasks", {"task": "add", "args": {"x": 2, "y": 40}})
     assert response.status_code == 202, response.content
     task_id = response.json()["task_id"]
     tasks.add.AsyncResult(task_id).get(timeout=10)
-    body = client.get(f"/api/tasks/{task_id}").json()
+    body = alice.get(f"/api/tasks/{task_id}").json()
     assert body == {"task_id": task_id, "state": "SUCCESS", "ready": True, "result": 42}
 
 
 @pytest.mark.usefixtures("celery_worker")
 def test_failed_task_result_shows_the_error_class_and_logs_the_message(
-    client: Client, caplog
+    alice: Client, caplog
 ) -> None:
     """The caller gets the exception's class name and the task id; the message
     (it may carry data) goes to the log with the task id."""
-    # The API refuses failures < 0, so enqueue directly: flaky raises ValueError.
-    result = tasks.flaky.delay(uuid.uuid4().hex, -1)
+    # The API refuses failures < 0, so enqueue directly (owned by alice, as
+    # the API would): flaky raises ValueError.
+    task_id = enqueue_owned(
+        "alice", tasks.flaky, {"key": uuid.uuid4().hex, "failures": -1}
+    )
+    result = tasks.flaky.AsyncResult(task_id)
     with pytest.raises(ValueError, match="failures must be"):
         result.get(timeout=10)
     with caplog.at_level(logging.WARNING, logger="redisops.views"):
-        response = client.get(f"/api/tasks/{result.id}")
+        response = alice.get(f"/api/tasks/{result.id}")
     assert response.status_code == 200
     assert response.json() == {
         "task_id": result.id,
@@ -123,10 +128,10 @@ def test_readyz_answers_only_ok_flags_and_logs_the_reason(
     assert "readyz: redis_cache failed" in caplog.text
 
 
-def test_stream_produce_and_progress(client: Client) -> None:
-    response = post(client, "/api/stream", {"fields": {"order": "42"}})
+def test_stream_produce_and_progress(alice: Client) -> None:
+    response = post(alice, "/api/stream", {"fields": {"order": "42"}})
     assert response.status_code == 201
-    progress = client.get("/api/stream").json()
+    progress = alice.get("/api/stream").json()
     assert progress["length"] >= 1
 
 
@@ -227,30 +232,142 @@ BAD_INPUT = [
     ("/api/stream", {"fields": {}}, JSON, "fields"),
     ("/api/stream", {"fields": {"a": 1}}, JSON, "must be a string"),
     ("/api/stream", {"fields": "x"}, JSON, "fields"),
-    ("/api/stream", {"fields": {"dlq_reason": "x"}}, JSON, "invalid field name"),
+    ("/api/stream", {"fields": {"dlq_reason": "x"}}, JSON, "is reserved"),
+    # unknown fields, at every level
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "queue": "heavy"},
+        JSON,
+        "unknown field(s) ['queue']",
+    ),
+    (
+        "/api/publish",
+        {"topic": "t", "message": "m", "channel": "x"},
+        JSON,
+        "unknown field(s) ['channel']",
+    ),
+    (
+        "/api/stream",
+        {"fields": {"a": "b"}, "maxlen": 1},
+        JSON,
+        "unknown field(s) ['maxlen']",
+    ),
+    # what only the worker's own callers may pass
+    (
+        "/api/tasks",
+        {
+            "task": "record_payment",
+            "args": {"payment_id": "p", "account": "a", "amount": 1, "client": "bob"},
+        },
+        JSON,
+        "unknown argument(s) for record_payment: ['client']",
+    ),
+    (
+        "/api/tasks",
+        {
+            "task": "record_payment",
+            "args": {"payment_id": "p", "account": "a", "amount": 1, "hold_seconds": 9},
+        },
+        JSON,
+        "unknown argument(s) for record_payment: ['hold_seconds']",
+    ),
+    (
+        "/api/tasks",
+        {"task": "flaky", "args": {"key": "k", "failures": 1, "client": "bob"}},
+        JSON,
+        "unknown argument(s) for flaky: ['client']",
+    ),
+    # internal tasks stay internal
+    ("/api/tasks", {"task": "write_heartbeat"}, JSON, "unknown task"),
+    ("/api/tasks", {"task": "trim_streams"}, JSON, "unknown task"),
+    ("/api/tasks", {"task": "redisops.tasks.write_heartbeat"}, JSON, "unknown task"),
+    # wrong types and sizes
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": "5"},
+        JSON,
+        "must be int",
+    ),
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": -1},
+        JSON,
+        "countdown",
+    ),
+    (
+        "/api/tasks",
+        {"task": "notify", "args": {"user_id": "u" * 201}},
+        JSON,
+        "1-200 characters",
+    ),
+    (
+        "/api/tasks",
+        {"task": "notify", "args": {"user_id": ""}},
+        JSON,
+        "1-200 characters",
+    ),
+    ("/api/stream", {"fields": {"k" * 65: "v"}}, JSON, "invalid field name"),
+    (
+        "/api/stream",
+        {"fields": {f"k{i}": "v" for i in range(33)}},
+        JSON,
+        "1-32 entries",
+    ),
+    ("/api/stream", {"fields": {"k": "v" * 4097}}, JSON, "at most 4096"),
+    # bytes as well as characters: 2100 "é" are 4200 bytes
+    (
+        "/api/stream",
+        {"fields": {"k": "\u00e9" * 2100}},
+        JSON,
+        "entry is 4201 bytes; at most 4096",
+    ),
+    (
+        "/api/stream",
+        {"fields": {"a": "x" * 2048, "b": "x" * 2047}},
+        JSON,
+        "entry is 4097 bytes",
+    ),
+    ("/api/publish", {"topic": "t", "message": "\u00e9" * 2049}, JSON, "1-4096 bytes"),
+    ("/api/publish", {"topic": "t", "message": ""}, JSON, "1-4096 bytes"),
+    ("/api/publish", '{"topic": "t", "message": "\\ud800"}', JSON, "lone surrogate"),
+    ("/api/stream", '{"fields": {"k": "\\udfff"}}', JSON, "lone surrogate"),
+    (
+        "/api/tasks",
+        {"task": "add", "args": {"x": 1, "y": 2}, "countdown": 61},
+        JSON,
+        "countdown must be 0-60",
+    ),
+    # bad content types
+    ("/api/publish", {"topic": "t", "message": "m"}, "text/plain", "Content-Type"),
+    (
+        "/api/stream",
+        {"fields": {"a": "b"}},
+        "application/x-www-form-urlencoded",
+        "Content-Type",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("path", "body", "content_type", "reason"), BAD_INPUT)
 def test_bad_input_answers_400_with_a_reason(
-    client: Client, path: str, body: object, content_type: str, reason: str
+    alice: Client, path: str, body: object, content_type: str, reason: str
 ) -> None:
-    response = post(client, path, body, content_type=content_type)
+    response = post(alice, path, body, content_type=content_type)
     assert response.status_code == 400, response.content
     assert reason in response.json()["error"]
 
 
-def test_oversized_body_answers_400(client: Client, settings) -> None:
+def test_oversized_body_answers_400(alice: Client, settings) -> None:
     body = json.dumps(
         {"topic": "t", "message": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)}
     )
-    response = post(client, "/api/publish", body)
+    response = post(alice, "/api/publish", body)
     assert response.status_code == 400
     assert "larger than" in response.json()["error"]
 
 
-def test_pubsub_status_over_http(client: Client) -> None:
-    response = client.get("/api/pubsub?count=5")
+def test_pubsub_status_over_http(alice: Client) -> None:
+    response = alice.get("/api/pubsub?count=5")
     assert response.status_code == 200
     body = response.json()
     assert isinstance(body["listeners"], list)
@@ -261,14 +378,14 @@ def test_pubsub_status_over_http(client: Client) -> None:
 @pytest.mark.parametrize(
     "count", ["\u00b2", "abc", "", "0", "1001", "-1", "1.5", "\u0665"]
 )
-def test_pubsub_bad_count_answers_400(client: Client, count: str) -> None:
-    response = client.get("/api/pubsub", {"count": count})
+def test_pubsub_bad_count_answers_400(alice: Client, count: str) -> None:
+    response = alice.get("/api/pubsub", {"count": count})
     assert response.status_code == 400, response.content
     assert "count must be" in response.json()["error"]
 
 
-def test_bad_task_id_answers_400(client: Client) -> None:
-    response = client.get("/api/tasks/not-a-uuid")
+def test_bad_task_id_answers_400(alice: Client) -> None:
+    response = alice.get("/api/tasks/not-a-uuid")
     assert response.status_code == 400
     assert "UUID" in response.json()["error"]
 
@@ -298,21 +415,21 @@ def test_unknown_path_answers_404_json(client: Client) -> None:
 
 
 def test_redis_down_answers_503_json_not_a_traceback(
-    client: Client, monkeypatch
+    alice: Client, monkeypatch
 ) -> None:
     import redisops.views as views
     from redisops.connections import client_from_url
 
     dead = client_from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     monkeypatch.setattr(views, "app_redis", lambda: dead)
-    client.raise_request_exception = False
-    response = post(client, "/api/publish", {"topic": "t", "message": "m"})
+    alice.raise_request_exception = False
+    response = post(alice, "/api/publish", {"topic": "t", "message": "m"})
     assert response.status_code == 503
     assert response.json() == {"error": "redis unavailable"}
 
 
 def test_broker_down_answers_503_json_not_a_traceback(
-    client: Client, monkeypatch
+    alice: Client, monkeypatch
 ) -> None:
     """Celery raises kombu's OperationalError, not a RedisError, once its
     publish retries are spent: still a 503 with a JSON reason."""
@@ -331,10 +448,26 @@ def test_broker_down_answers_503_json_not_a_traceback(
     )
     reset_pools()
     try:
-        client.raise_request_exception = False
-        response = post(client, "/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}})
+        alice.raise_request_exception = False
+        response = post(alice, "/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}})
     finally:
         monkeypatch.undo()
         reset_pools()
     assert response.status_code == 503
     assert response.json() == {"error": "broker unavailable"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/api/stream", {"fields": {"a": "x" * 2048, "b": "x" * 2046}}, 201),
+        ("/api/publish", {"topic": "t", "message": "\u00e9" * 2048}, 200),
+        ("/api/tasks", {"task": "add", "args": {"x": 1, "y": 2}, "countdown": 60}, 202),
+    ],
+)
+def test_the_largest_accepted_input_passes(
+    alice: Client, path: str, body: object, status: int
+) -> None:
+    """The bounds above refuse one byte (or second) more than this."""
+    response = post(alice, path, body)
+    assert response.status_code == status, response.content

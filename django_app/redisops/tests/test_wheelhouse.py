@@ -51,7 +51,13 @@ def test_wheelhouse_installs_with_no_index_and_serves_wsgi(tmp_path: Path) -> No
     )
     assert installed.returncode == 0, installed.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "DJANGO"))}
-    env.update(PRODUCTION_ENV, DJANGO_STATE_DIR=str(tmp_path / "state"))
+    tokens = tmp_path / "api-tokens"
+    tokens.write_text("# no client yet\n")
+    env.update(
+        PRODUCTION_ENV,
+        DJANGO_STATE_DIR=str(tmp_path / "state"),
+        APP_API_TOKENS_FILE=str(tokens),
+    )
     code = (
         "import config.wsgi, redisops, django; "
         "print(type(config.wsgi.application).__name__, redisops.__file__)"

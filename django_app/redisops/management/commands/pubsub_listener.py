@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from redisops import redis_acl
+from redisops import pubsub, redis_acl
 from redisops.connections import client_from_url
 from redisops.pubsub import Listener
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--record-stream", default=settings.APP_PUBSUB_RECORD_STREAM
         )
-        parser.add_argument("--record-maxlen", type=int, default=10_000)
+        parser.add_argument("--record-maxlen", type=int, default=pubsub.RECORD_MAXLEN)
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["pattern"].startswith(redis_acl.APP_PREFIX):

@@ -1,41 +1,115 @@
 """End-to-end check of a deployed stack; exit 1 naming what failed.
 
-Checks: every configured Redis user logs in, the database answers, a task
-round trip through a worker on each queue, beat's heartbeat is fresh, Pub/Sub
-(own subscription, and the pubsub_listener service records the message),
-Streams (the stream_consumer service processes an entry), and a rate limit.
+Checks: every configured Redis user logs in, the database answers, app data
+is within its storage budget, a task round trip through a worker on each
+queue, beat's heartbeat is fresh, Pub/Sub (own subscription, and the
+pubsub_listener service records the message), Streams (the stream_consumer
+service processes an entry), a rate limit, and the authenticated API.
+
+The API check runs in this process, through the WSGI application gunicorn
+serves (every middleware, authentication, rate limit, the views), as a
+request from the proxy's socket: smoke holds no client's token (hosts keep
+only hashes). It reads the real token file (its clients are counted, never
+shown), then authenticates as two throwaway clients of its own, listed in a
+temporary token file for the duration of the check.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import secrets
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from redisops import pubsub, streams, tasks
+from redisops.api_auth import current_tokens
+from redisops.api_tokens import token_line
 from redisops.clients import app_redis
 from redisops.connections import client_from_url, redacted
 from redisops.ratelimit import FixedWindow
+from redisops.storage_budget import check_storage_budget
 
 CHECKS = (
     "redis",
     "database",
+    "budget",
     "worker",
     "beat",
     "pubsub",
     "listener",
     "stream",
     "ratelimit",
+    "api",
 )
 
 
 class SmokeError(Exception):
     pass
+
+
+def call_wsgi(
+    app: Callable[..., Any],
+    method: str,
+    path: str,
+    *,
+    host: str,
+    token: str | None = None,
+    body: Any = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request to a WSGI application as gunicorn passes a request from
+    the proxy's socket: https, REMOTE_ADDR empty. (status, headers, JSON)."""
+    data = b"" if body is None else json.dumps(body).encode()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SCRIPT_NAME": "",
+        "SERVER_NAME": host,
+        "SERVER_PORT": "443",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": host,
+        "REMOTE_ADDR": "",
+        "CONTENT_LENGTH": str(len(data)),
+        "CONTENT_TYPE": "application/json" if body is not None else "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if token:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+        answer["status"], answer["headers"] = int(status.split()[0]), dict(headers)
+        return lambda _chunk: None
+
+    chunks = app(environ, start_response)
+    try:
+        raw = b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return answer["status"], answer["headers"], json.loads(raw or b"null")
+
+
+def api_host() -> str:
+    """A Host the settings accept (the first of ALLOWED_HOSTS)."""
+    first = (settings.ALLOWED_HOSTS or ["localhost"])[0]
+    return "localhost" if first == "*" else first.lstrip(".")
 
 
 def _poll(deadline: float, probe: Callable[[], Any], interval: float = 0.1) -> Any:
@@ -111,6 +185,18 @@ class Command(BaseCommand):
             cursor.execute("SELECT 1")
         return f"{connection.vendor} answers"
 
+    def check_budget(self) -> str:
+        reading = check_storage_budget("smoke")
+        if reading.maxmemory == 0:
+            raise SmokeError("Redis has no maxmemory: the app-data budget cannot apply")
+        mib = 1024 * 1024
+        share = 100 * reading.used / reading.maxmemory
+        return (
+            f"used_memory {reading.used / mib:.1f} MiB of maxmemory "
+            f"{reading.maxmemory / mib:.1f} MiB ({share:.0f} %), "
+            f"app data refused above {settings.APP_DATA_MEMORY_BUDGET} %"
+        )
+
     def check_worker(self) -> str:
         out = []
         result = tasks.add.delay(20, 22)
@@ -184,6 +270,60 @@ class Command(BaseCommand):
         if not _poll(self._deadline(), processed):
             raise SmokeError(f"stream consumer did not process entry {entry_id}")
         return f"entry {entry_id} processed"
+
+    def check_api(self) -> str:
+        clients = current_tokens().clients()  # the real file: readable, valid
+        run = uuid.uuid4().hex[:8]
+        owner, other = f"smoke-{run}", f"smoke-{run}-other"
+        token, other_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        real_file = settings.APP_API_TOKENS_FILE
+        with tempfile.TemporaryDirectory(prefix="redisops-smoke-") as tmp:
+            path = Path(tmp) / "api-tokens"
+            path.write_text(
+                f"{token_line(owner, token)}\n{token_line(other, other_token)}\n"
+            )
+            settings.APP_API_TOKENS_FILE = str(path)
+            try:
+                detail = self._api_round_trip(token, other_token)
+            finally:
+                settings.APP_API_TOKENS_FILE = real_file
+        return f"token file lists {len(clients)} client(s); in-process: {detail}"
+
+    def _api_round_trip(self, token: str, other_token: str) -> str:
+        app, host = WSGIHandler(), api_host()
+        add = {"task": "add", "args": {"x": 20, "y": 22}}
+        status, headers, _ = call_wsgi(app, "POST", "/api/tasks", host=host, body=add)
+        if status != 401 or "WWW-Authenticate" not in headers:
+            raise SmokeError(f"POST /api/tasks without a token answered {status}")
+        status, _, body = call_wsgi(
+            app, "POST", "/api/tasks", host=host, token=token, body=add
+        )
+        if status != 202:
+            raise SmokeError(f"POST /api/tasks answered {status}: {body}")
+        path = f"/api/tasks/{body['task_id']}"
+
+        def done() -> Any:
+            status, _, body = call_wsgi(app, "GET", path, host=host, token=token)
+            if status != 200:
+                raise SmokeError(f"GET {path} answered {status}: {body}")
+            return body if body.get("ready") else None
+
+        result = _poll(self._deadline(), done)
+        if not result or result.get("result") != 42:
+            raise SmokeError(f"add(20, 22) through the API: {result!r}")
+        status, _, _ = call_wsgi(app, "GET", path, host=host, token=other_token)
+        if status != 404:
+            raise SmokeError(f"another client read the result: {status}")
+        knob = {"fields": {"poison": "1"}}
+        status, _, _ = call_wsgi(
+            app, "POST", "/api/stream", host=host, token=token, body=knob
+        )
+        if status != 400:
+            raise SmokeError(f"a demo failure field was not refused: {status}")
+        return (
+            "401 without a token, a task round trip (42), 404 for another "
+            "client, demo field refused"
+        )
 
     def check_ratelimit(self) -> str:
         limiter = FixedWindow(app_redis(), limit=2, period=60)

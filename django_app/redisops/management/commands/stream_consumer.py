@@ -72,6 +72,7 @@ class Command(BaseCommand):
                 claim_idle_ms=opts["claim_idle_ms"],
                 block_ms=opts["block_ms"],
                 batch=opts["batch"],
+                dlq_maxlen=settings.APP_STREAM_DLQ_MAXLEN,
                 handler=handler,
             )
         except ValueError as exc:
