@@ -15,7 +15,9 @@ from redisops_testlib.hosts import journal
 from redisops_testlib.polling import wait_for
 from redisops_testlib.redis_cli import admin
 
-LEDGER = "app:task:ledger"
+# The tests' client's own ledger and processed-once markers.
+LEDGER = "app:task:ledger:tests"
+MARKERS = "app:task:payment:done:tests:"
 WORKER_UNITS = ["redisops-worker@default.service", "redisops-worker@heavy.service"]
 
 
@@ -46,7 +48,7 @@ def test_no_task_is_lost_when_redis_restarts(web, worker, redis, base_url):
     assert "AOF-loading-client" not in log, log[-2000:]
 
     # Every accepted payment applied, each exactly once (all are of 1).
-    markers = [f"app:task:payment:done:{payment}" for payment in accepted]
+    markers = [f"{MARKERS}{payment}" for payment in accepted]
     count = "return redis.call('EXISTS', unpack(KEYS))"
 
     def applied() -> bool:
@@ -55,7 +57,7 @@ def test_no_task_is_lost_when_redis_restarts(web, worker, redis, base_url):
     with contextlib.suppress(AssertionError):
         wait_for(applied, timeout=60)
     assert applied(), "accepted tasks lost"
-    every = admin(redis, "EVAL", "return #redis.call('KEYS', ARGV[1])", "0", f"app:task:payment:done:{account}-*")
+    every = admin(redis, "EVAL", "return #redis.call('KEYS', ARGV[1])", "0", f"{MARKERS}{account}-*")
     assert admin(redis, "HGET", LEDGER, account) == every
 
     # The workers reconnected (same processes, not restarted by systemd) and
