@@ -18,7 +18,7 @@ MATRIX ?= debian11 debian12 debian13
 LANES ?= "default tls default@debian11 default@debian13" "app drill@debian11"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
-        bench-redis bench-app acl-export wheelhouse test-app-stack smoke clean
+        bench-redis bench-api bench-app acl-export wheelhouse test-app-stack smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -91,6 +91,9 @@ demo-down: venv ## Remove the demo's local hosts and network
 
 bench-redis: deps venv images ## redis-benchmark: hardened vs stock, TLS vs plain
 	scripts/bench-redis.sh
+
+bench-api: deps venv images wheelhouse ## wrk: the API through the TLS proxy vs straight to gunicorn
+	scripts/bench-api.sh
 
 acl-export: ## Regenerate the app's Redis ACL users for Ansible from django_app/redisops/redis_acl.py
 	cd django_app && python3 -m redisops.redis_acl > ../playbooks/group_vars/all/app_redis_acl.yml
