@@ -28,6 +28,7 @@ import redis
 from django.conf import settings
 
 from .connections import client_from_url
+from .restarts import ride_out_restart
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def check_storage_budget(what: str, now: float | None = None) -> MemoryReading:
     if not url:
         raise StorageBudgetUnavailable("REDIS_MONITOR_URL is not set")
     try:
-        reading = memory_reading(url, now)
+        reading = ride_out_restart(lambda: memory_reading(url, now))
     except redis.RedisError as exc:
         raise StorageBudgetUnavailable(
             f"INFO memory as REDIS_MONITOR_URL's user failed: {exc!r}"

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from . import redis_acl
 from .clients import app_redis
+from .restarts import ride_out_restart
 
 OWNER_PREFIX = f"{redis_acl.APP_PREFIX}task:owner:"
 
@@ -43,7 +44,8 @@ def enqueue_owned(
     does, and what a shell uses to enqueue a task a client may then read."""
     task_id = str(uuid.uuid4())
     redis = app_redis()
-    redis.set(owner_key(task_id), client, ex=owner_ttl())
+    # Waits out a Redis restart as the publish below does.
+    ride_out_restart(lambda: redis.set(owner_key(task_id), client, ex=owner_ttl()))
     try:
         task.apply_async(kwargs=kwargs, countdown=countdown, task_id=task_id)
     except Exception:

@@ -1,6 +1,7 @@
-"""A flooding client cannot crowd the others out: its writes hit its own rate limits,
-Redis stays within the app data's memory budget, and tasks another client enqueues
-during the flood still run."""
+"""A flooding client cannot crowd the others out: Redis stays within the app data's
+memory budget, and tasks another client enqueues during the flood still run. (That
+each write route limits each client:
+django_app/redisops/tests/test_api_auth.py::test_each_endpoint_limits_per_client_wherever_it_calls_from.)"""
 
 import json
 import time
@@ -51,7 +52,6 @@ def test_a_flooding_client_stays_within_its_limits_and_the_budget(web, worker, r
         f"Redis peak {peak / 2**20:.1f} MiB of a {budget / 2**20:.0f} MiB budget"
     )
     assert peak < budget
-    assert not any(key.endswith((" 500", " 502", " 503", " 0")) for key in counts), counts
-    # The limits did the work: most writes were refused with 429.
-    refused = sum(n for key, n in counts.items() if key.endswith(" 429"))
-    assert refused > sum(counts.values()) / 2, counts
+    # Refusals are the API's own (a limit: 429; the budget: 503 "storage budget
+    # exceeded"), never an error.
+    assert not any(key.endswith((" 500", " 502", " 0")) for key in counts), counts

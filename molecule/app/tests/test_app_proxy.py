@@ -1,6 +1,7 @@
 """The web tier as an attacker meets it, from a host that is not the web host: only
 the proxy answers, over TLS 1.2 or later; forged forwarding headers change nothing;
-oversized bodies and slow clients end at the proxy; a reload drops no request."""
+oversized bodies and slow clients end at the proxy; a reload drops no request; a
+site file nginx refuses never lands."""
 
 import json
 import re
@@ -8,9 +9,10 @@ import uuid
 
 from redisops_testlib.api import AUTH, ApiLoop, burst, http, summary
 from redisops_testlib.hosts import STATE_DIR, client_command, run_client
+from redisops_testlib.playbooks import ansible_playbook
 from redisops_testlib.polling import wait_for
 from redisops_testlib.redis_cli import delete_keys
-from redisops_testlib.scenario import scenario_of
+from redisops_testlib.scenario import REPO, scenario_of
 
 APP_ENV = scenario_of(__file__).app_env
 MAX_BODY = 65536
@@ -29,7 +31,7 @@ def test_only_the_proxy_listens_for_other_hosts(web, worker):
     print(f"TCP listeners on the web host: {local}")
     assert outside == {80, 443}, listening
     name = _web_name(web)
-    assert [run_client(worker, "connect", host=name, port=p) for p in (443, 80, 8000)] == ["open", "open", "refused"]
+    assert [run_client(worker, "connect", address=name, port=p) for p in (443, 80, 8000)] == ["open", "open", "refused"]
     assert web.socket("unix:///run/redisops-web.sock").is_listening
 
 
@@ -75,7 +77,7 @@ def test_slow_clients_do_not_keep_a_normal_client_waiting(web, worker, base_url)
     """200 connections that send their headers a byte a second: nginx holds them (not
     gunicorn) and cuts them off; meanwhile a normal request answers within a second."""
     state = f"{STATE_DIR}/slow-{uuid.uuid4().hex[:8]}.json"
-    cmd = client_command(worker, "slow_clients", host=_web_name(web), port=443, n=200, seconds=25, state=state)
+    cmd = client_command(worker, "slow_clients", address=_web_name(web), port=443, n=200, seconds=25, state=state)
     worker.check_output(f"setsid {cmd} >{state}.log 2>&1 </dev/null &")
     wait_for(lambda: worker.file(state).exists and json.loads(worker.file(state).content_string)["opened"] >= 150)
     times = [http(worker, "GET", f"{base_url}/healthz")["seconds"] for _ in range(5)]
@@ -99,3 +101,14 @@ def test_a_proxy_reload_drops_no_request(web, worker, base_url):
         stats = loop.stop()
     print(f"nginx reloaded 3 times: {summary(stats)}")
     assert stats["failed"] == 0, stats["errors"]
+
+
+def test_a_site_file_nginx_refuses_never_lands(web, worker, base_url):
+    """nginx -t checks the file before it replaces the live one: a bad value fails the
+    run, the live site stays, and nginx keeps serving."""
+    site = web.file("/etc/nginx/sites-available/redisops.conf").content_string
+    proc = ansible_playbook(REPO / "playbooks/web.yml", {"web_proxy_server_names": ["bad;name"]})
+    assert proc.returncode != 0
+    assert "failed to validate" in proc.stdout, proc.stdout[-2000:]
+    assert web.file("/etc/nginx/sites-available/redisops.conf").content_string == site
+    assert http(worker, "GET", f"{base_url}/healthz")["status"] == 200

@@ -36,7 +36,7 @@ def test_token_rotation_under_api_load_has_zero_failed_requests(app_host, base_u
     try:
         loop.wait_ok(20)
         out = _rotate(ops, "add", OLD)
-        assert "phase add: the new token is accepted next to the inventory's" in out
+        assert "phase add: the new token is accepted next to the current one" in out
         assert NEW not in out
         loop.wait_ok(20)
         # The vault holds the new token; the client picks it up.

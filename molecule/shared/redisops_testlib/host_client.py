@@ -188,10 +188,10 @@ def redis_hold(address: str, port: int, user: str, state: str) -> dict:
     return {}
 
 
-def connect(host: str, port: int, timeout: float = 5) -> str:
+def connect(address: str, port: int, timeout: float = 5) -> str:
     """Whether a TCP port answers: open, refused or timeout (filtered)."""
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        socket.create_connection((address, port), timeout=timeout).close()
     except ConnectionRefusedError:
         return "refused"
     except OSError:
@@ -199,7 +199,7 @@ def connect(host: str, port: int, timeout: float = 5) -> str:
     return "open"
 
 
-def slow_clients(host: str, port: int, n: int, seconds: float, state: str) -> dict:
+def slow_clients(address: str, port: int, n: int, seconds: float, state: str) -> dict:
     """n TLS connections that send a request's headers one byte a second (slowloris),
     for at most `seconds`; how many the server cut off, and when (written to `state`)."""
     import ssl
@@ -208,10 +208,12 @@ def slow_clients(host: str, port: int, n: int, seconds: float, state: str) -> di
     conns, started = [], time.monotonic()
     for _ in range(n):
         try:
-            conns.append(context.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname=host))
+            conns.append(
+                context.wrap_socket(socket.create_connection((address, port), timeout=5), server_hostname=address)
+            )
         except OSError:
             break
-    header = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: " + "a" * 10_000
+    header = f"GET /healthz HTTP/1.1\r\nHost: {address}\r\nX-Slow: " + "a" * 10_000
     cut: list[float] = []
     write(state, {"opened": len(conns), "cut": 0, "done": False})
     sent = 0

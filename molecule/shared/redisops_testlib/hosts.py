@@ -67,7 +67,8 @@ def install(host: Host, name: str) -> str:
 
 def client_command(host: Host, command: str, env: dict[str, str] | None = None, **kwargs: Any) -> str:
     """The shell command that runs host_client.py's `command` with kwargs on the host."""
-    prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in (env or {}).items())
+    # `env`: the command may follow setsid, which takes no assignments.
+    prefix = "env " + "".join(f"{k}={shlex.quote(v)} " for k, v in env.items()) if env else ""
     return f"{prefix}python3 {install(host, 'host_client.py')} {command} {shlex.quote(json.dumps(kwargs))}"
 
 
