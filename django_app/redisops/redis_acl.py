@@ -59,7 +59,7 @@ class AclUser:
     commands: tuple[str, ...]  # command rules, applied in order after -@all
     # True: DENIED_EVERYWHERE follows the commands. False only for a user
     # whose commands are single read-only commands that sit in @dangerous
-    # (INFO, SLOWLOG): it gets exactly those.
+    # (INFO, SLOWLOG LEN): it gets exactly those.
     deny_dangerous: bool = True
 
     def rule(self, redis_version: tuple[int, int] = (7, 0)) -> str:
@@ -157,7 +157,8 @@ USERS: tuple[AclUser, ...] = (
             "+hello",
             "+info",
             "+latency|latest",
-            "+slowlog|get",
+            # Not SLOWLOG GET: it returns the arguments of slow commands,
+            # values included (task payloads, stream entries).
             "+slowlog|len",
             "+dbsize",
             "+llen",

@@ -134,6 +134,12 @@ def test_monitor_user_reads_lengths_but_not_values(
     assert client.ping()
     assert client.llen("broker:monitor-test") == 1
     assert "redis_version" in client.info("server")
-    for command in (("LRANGE", "broker:monitor-test", 0, -1), ("SET", "x", "1")):
+    assert isinstance(client.slowlog_len(), int)
+    # SLOWLOG GET would return slow commands' arguments: values.
+    for command in (
+        ("LRANGE", "broker:monitor-test", 0, -1),
+        ("SLOWLOG", "GET"),
+        ("SET", "x", "1"),
+    ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.execute_command(*command)

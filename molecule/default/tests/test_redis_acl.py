@@ -57,5 +57,8 @@ def test_monitor_user_reads_info_but_no_data(remote, users):
     password = users["monitor"]["password"]
     assert "redis_version:" in remote.out("monitor", password, "INFO", "server")
     assert "NOPERM" in remote.out("monitor", password, "GET", "app:acl:probe")
+    # SLOWLOG GET would return slow commands' arguments: values.
+    assert remote.out("monitor", password, "SLOWLOG", "LEN").isdigit()
+    assert "NOPERM" in remote.out("monitor", password, "SLOWLOG", "GET")
     assert "NOPERM" in remote.out("monitor", password, "SET", "app:x", "1")
     assert "NOPERM" in remote.out("monitor", password, "FLUSHALL")

@@ -1,5 +1,8 @@
 """Secrets never reach the logs, not even with -vvv, nor a command line."""
 
+import hashlib
+import re
+
 from redisops_testlib.playbooks import run_playbook
 from redisops_testlib.polling import wait_for
 
@@ -35,3 +38,22 @@ def test_redis_admin_keeps_the_password_out_of_argv(server, scenario):
     cmdlines = wait_for(probe_running)
     assert "redis-cli" in cmdlines
     assert password not in cmdlines
+
+
+def test_live_acl_apply_keeps_password_hashes_out_of_argv(server, users, scenario):
+    """redis-acl-apply hands the ACL rules, #<sha256> password hashes included, to
+    redis-cli on stdin: no command line it runs holds one. strace records the argv of
+    every program it and its children start (a poll of /proc could miss them)."""
+    passwords = [scenario.redis_vars["redis_server_admin_password"], *(u["password"] for u in users.values())]
+    hashes = [hashlib.sha256(p.encode()).hexdigest() for p in passwords]
+    acl = server.check_output("cat /etc/redis/users.acl")
+    assert all(h in acl for h in hashes)  # what it applies does hold them
+    run = server.run(
+        "t=$(mktemp) && strace -f -qq -e trace=execve -e signal=none -s 65536 -o $t redis-acl-apply"
+        " && cat $t; rc=$?; rm -f $t; exit $rc"
+    )
+    assert run.rc == 0, run.stderr
+    assert "ACL users applied: default admin " in run.stdout
+    # It did start redis-cli, as the admin user, to apply them.
+    assert re.search(r'execve\("/usr/bin/redis-cli", \[.*"--user", "admin"', run.stdout)
+    assert [h for h in hashes if h in run.stdout] == []
