@@ -162,6 +162,41 @@ class Resp:
         return self.reader.readline().decode().strip()
 
 
+def _reply(reader: Any) -> str:
+    """One whole RESP2 reply as text: +OK, -ERR ..., :1, a bulk string's content, [a, b]."""
+    line = reader.readline().decode(errors="replace").rstrip("\r\n")
+    if line[:1] == "$":
+        n = int(line[1:])
+        return "(nil)" if n < 0 else reader.read(n + 2)[:-2].decode(errors="replace")
+    if line[:1] == "*":
+        return "[" + ", ".join(_reply(reader) for _ in range(max(int(line[1:]), 0))) + "]"
+    return line
+
+
+def redis_try(address: str, port: int, user: str, commands: list, multi: bool = True) -> dict:
+    """Each command as `user` on one connection, its whole reply. multi: inside MULTI ...
+    DISCARD, so Redis checks the user's permissions (NOPERM) when it queues the command
+    and nothing runs even if it is allowed (QUEUED)."""
+    conn = Resp(address, port, user)
+    if conn.auth != "+OK":
+        raise SystemExit(f"AUTH as {user}: {conn.auth}")
+
+    def send(*words: str) -> str:
+        args = [w.encode() for w in words]
+        conn.sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in args))
+        return _reply(conn.reader)
+
+    replies = []
+    for words in commands:
+        if multi:
+            assert send("MULTI") == "+OK"
+            replies.append(send(*words))
+            assert send("DISCARD") == "+OK"
+        else:
+            replies.append(send(*words))
+    return {"replies": replies}
+
+
 def redis_set(address: str, port: int, user: str, prefix: str, first: int, last: int) -> dict:
     """SET <prefix>:<i> for i in [first, last) on one connection: which were acknowledged, what refusals said."""
     conn, acked, refused = Resp(address, port, user), [], {}
@@ -259,7 +294,10 @@ def flood(base: str, seconds: float, threads: int, state: str) -> dict:
     return counts
 
 
-COMMANDS = {f.__name__: f for f in (request, loop, burst, states, redis_set, redis_hold, connect, slow_clients, flood)}
+COMMANDS = {
+    f.__name__: f
+    for f in (request, loop, burst, states, redis_set, redis_try, redis_hold, connect, slow_clients, flood)
+}
 
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](**json.loads(sys.argv[2]))))
