@@ -174,27 +174,36 @@ def _reply(reader: Any) -> str:
 
 
 def redis_try(address: str, port: int, user: str, commands: list, multi: bool = True) -> dict:
-    """Each command as `user` on one connection, its whole reply. multi: inside MULTI ...
-    DISCARD, so Redis checks the user's permissions (NOPERM) when it queues the command
-    and nothing runs even if it is allowed (QUEUED)."""
-    conn = Resp(address, port, user)
-    if conn.auth != "+OK":
-        raise SystemExit(f"AUTH as {user}: {conn.auth}")
+    """Each command as `user` on a connection of its own (MONITOR or SUBSCRIBE change a
+    connection's mode), its whole reply. multi: inside MULTI ... DISCARD where the user may
+    open a transaction: Redis checks the command's permissions (NOPERM) when it queues it,
+    and nothing runs even if it is allowed (+QUEUED). Else, and for the commands a
+    transaction refuses before the ACL check (SHUTDOWN, SAVE on 7.0+), the command runs:
+    callers give arguments that do no harm should it be allowed."""
 
-    def send(*words: str) -> str:
-        args = [w.encode() for w in words]
-        conn.sock.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in args))
-        return _reply(conn.reader)
+    def once(words: list[str], transaction: bool) -> str:
+        conn = Resp(address, port, user)
+        if conn.auth != "+OK":
+            raise SystemExit(f"AUTH as {user}: {conn.auth}")
 
-    replies = []
-    for words in commands:
-        if multi:
-            assert send("MULTI") == "+OK"
-            replies.append(send(*words))
-            assert send("DISCARD") == "+OK"
-        else:
-            replies.append(send(*words))
-    return {"replies": replies}
+        def send(*args: str) -> str:
+            data = [w.encode() for w in args]
+            conn.sock.sendall(b"*%d\r\n" % len(data) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in data))
+            return _reply(conn.reader)
+
+        try:
+            if transaction and send("MULTI") == "+OK":
+                reply = send(*words)
+                send("DISCARD")
+                return once(words, False) if reply.startswith(NOT_IN_MULTI) else reply
+            return send(*words)
+        finally:
+            conn.sock.close()
+
+    return {"replies": [once(words, multi) for words in commands]}
+
+
+NOT_IN_MULTI = "-ERR Command not allowed inside a transaction"
 
 
 def redis_set(address: str, port: int, user: str, prefix: str, first: int, last: int) -> dict:
