@@ -9,14 +9,18 @@ the django_app role (one URL each). The test Redis runs with exactly these
 users, so a missing permission fails the test suite.
 
 Rules are rendered per server version: channel rules (``&pattern``) exist from
-Redis 6.2 on; on 6.0 every user may use every channel.
+Redis 6.2 on; on 6.0 every user may use every channel. A rule that exists only
+on some versions is a ``Versioned`` rule (the export writes it as a mapping
+``{rule, since, before}``, which the redis_server role renders the same way):
+Redis 6.0 rejects a command name it does not know (FUNCTION) and cannot take
+one subcommand away from a command (``-client|tracking``).
 https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 # Key prefixes (the code builds every key from these).
 BROKER_PREFIX = "broker:"  # kombu global_keyprefix: queues, unacked, bindings
@@ -37,13 +41,72 @@ BROKER_PSUBSCRIBE_PATTERNS = (
 PUBSUB_CHANNEL_PREFIX = f"{APP_PREFIX}events:"
 PUBSUB_PATTERN = f"{PUBSUB_CHANNEL_PREFIX}*"
 
+
+@dataclass(frozen=True)
+class Versioned:
+    """An ACL rule for the Redis versions ``since`` <= version < ``before``
+    (either bound may be empty: no bound)."""
+
+    rule: str
+    since: str = ""
+    before: str = ""
+
+    def applies(self, redis_version: tuple[int, int]) -> bool:
+        return (not self.since or redis_version >= _version(self.since)) and (
+            not self.before or redis_version < _version(self.before)
+        )
+
+
+Rule = str | Versioned
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+def rules_for(rules: tuple[Rule, ...], redis_version: tuple[int, int]) -> list[str]:
+    """The rules that exist on this Redis version, as ACL rule text."""
+    return [
+        r if isinstance(r, str) else r.rule
+        for r in rules
+        if isinstance(r, str) or r.applies(redis_version)
+    ]
+
+
 # Appended after the commands of a user with deny_dangerous: no rule can grant
-# these by accident. In production the redis_server role appends its
-# redis_server_acl_denied_commands instead, whose default adds single commands
-# that are all in these two categories already.
-DENIED_EVERYWHERE = (
-    "-@dangerous",  # FLUSHALL FLUSHDB KEYS CONFIG DEBUG SHUTDOWN ACL MONITOR ...
+# these by accident. The redis_server role appends its
+# redis_server_acl_denied_commands instead, whose default is this list
+# (without the '-'; tests/test_redis_acl.py keeps the two equal). Why each:
+# roles/redis_server/README.md, "What every application user is denied".
+DENIED_EVERYWHERE: tuple[Rule, ...] = (
     "-@admin",
+    "-@dangerous",  # FLUSHALL FLUSHDB KEYS CONFIG DEBUG SHUTDOWN ACL MONITOR ...
+    "-flushall",
+    "-flushdb",
+    "-keys",
+    "-debug",
+    "-config",
+    "-shutdown",
+    "-monitor",
+    # Key discovery: ACL key patterns do not filter the names these return.
+    "-scan",
+    "-randomkey",
+    # Channel discovery (PUBSUB CHANNELS/NUMPAT/NUMSUB/SHARD*): names of every
+    # user's channels.
+    "-pubsub",
+    # SORT ... BY/GET reads keys outside the user's patterns on 6.0 (7.0+
+    # refuses that, and SORT is @dangerous there).
+    "-sort",
+    # Function libraries are server-wide, outlive restarts (RDB/AOF) and are
+    # not bound to key patterns; FUNCTION LOAD/DELETE/FLUSH/RESTORE sit in
+    # @write on 7.0+. No FUNCTION on 6.0.
+    Versioned("-function", since="7.0"),
+    Versioned("-fcall", since="7.0"),
+    Versioned("-fcall_ro", since="7.0"),
+    # CLIENT TRACKING ... BCAST pushes invalidations naming keys under every
+    # prefix (@connection on 7.0+; on 6.0 all of CLIENT is @admin).
+    Versioned("-client|tracking", since="7.0"),
 )
 
 
@@ -56,10 +119,10 @@ class AclUser:
     description: str
     keys: tuple[str, ...]  # key patterns (~pattern)
     channels: tuple[str, ...]  # Pub/Sub channel patterns (&pattern, Redis >= 6.2)
-    commands: tuple[str, ...]  # command rules, applied in order after -@all
+    commands: tuple[Rule, ...]  # command rules, applied in order after -@all
     # True: DENIED_EVERYWHERE follows the commands. False only for a user
     # whose commands are single read-only commands that sit in @dangerous
-    # (INFO, SLOWLOG): it gets exactly those.
+    # (INFO, SLOWLOG LEN): it gets exactly those.
     deny_dangerous: bool = True
 
     def rule(self, redis_version: tuple[int, int] = (7, 0)) -> str:
@@ -68,9 +131,9 @@ class AclUser:
         parts = ["resetkeys", *(f"~{k}" for k in self.keys)]
         if redis_version >= (6, 2):
             parts += ["resetchannels", *(f"&{c}" for c in self.channels)]
-        parts += ["-@all", *self.commands]
+        parts += ["-@all", *rules_for(self.commands, redis_version)]
         if self.deny_dangerous:
-            parts += DENIED_EVERYWHERE
+            parts += rules_for(DENIED_EVERYWHERE, redis_version)
         return " ".join(parts)
 
 
@@ -78,10 +141,14 @@ _DATA_COMMANDS = (
     "+@read",
     "+@write",
     "+@transaction",
+    # AUTH HELLO PING SELECT CLIENT SETNAME/ID ... (the deny list takes away
+    # CLIENT TRACKING on 7.0+; on 6.0 CLIENT as a whole is @admin).
     "+@connection",
 )
-# SCAN/RANDOMKEY list key names of other users; ACL key patterns don't filter them.
-_NO_KEY_DISCOVERY = ("-scan", "-randomkey")
+# Pub/Sub by name, not +@pubsub: that category also holds PUBSUB (channel
+# discovery) and, on 7.0+, the shard channel commands nobody here uses.
+# Leaving a subscription is always allowed: it affects only the connection.
+_UNSUBSCRIBE = ("+unsubscribe", "+punsubscribe")
 
 USERS: tuple[AclUser, ...] = (
     AclUser(
@@ -99,11 +166,13 @@ USERS: tuple[AclUser, ...] = (
         ),
         commands=(
             *_DATA_COMMANDS,
-            "+@pubsub",
+            # kombu's fanout: PUBLISH, and PSUBSCRIBE even for one channel
+            "+publish",
+            "+psubscribe",
+            *_UNSUBSCRIBE,
             # kombu's unacked mutex is a redis-py Lock: release is a Lua script
             "+evalsha",
             "+script|load",
-            *_NO_KEY_DISCOVERY,
         ),
     ),
     AclUser(
@@ -113,17 +182,18 @@ USERS: tuple[AclUser, ...] = (
         "the result consumer subscribes to.",
         keys=(f"{RESULTS_PREFIX}*",),
         channels=(f"{RESULTS_PREFIX}*",),
-        commands=(*_DATA_COMMANDS, "+@pubsub", *_NO_KEY_DISCOVERY),
+        # A stored result is PUBLISHed on its key; result.get() SUBSCRIBEs.
+        commands=(*_DATA_COMMANDS, "+publish", "+subscribe", *_UNSUBSCRIBE),
     ),
     AclUser(
         name="app_cache",
         env="REDIS_CACHE_URL",
-        description="Django cache (django-redis). cache.clear() is denied "
-        "(it would FLUSHDB); delete by key or pattern instead.",
+        description="Django cache (django-redis). cache.clear() (FLUSHDB), "
+        "delete_pattern() and iter_keys() (SCAN) are denied: delete by key.",
         keys=(f"{CACHE_PREFIX}:*",),
         channels=(),
-        # django-redis runs a Lua script for incr()
-        commands=(*_DATA_COMMANDS, "+eval", "+evalsha"),
+        # django-redis runs a Lua script (EVAL, never EVALSHA) for incr()
+        commands=(*_DATA_COMMANDS, "+eval"),
     ),
     AclUser(
         name="app_data",
@@ -135,14 +205,15 @@ USERS: tuple[AclUser, ...] = (
         channels=(f"{APP_PREFIX}*", PUBSUB_PATTERN),
         commands=(
             *_DATA_COMMANDS,
-            "+@pubsub",
-            "+@stream",
-            "+eval",
+            "+publish",
+            "+subscribe",
+            "+psubscribe",
+            *_UNSUBSCRIBE,
+            # redisops.luascripts: EVALSHA, SCRIPT LOAD on NOSCRIPT; never EVAL
             "+evalsha",
             "+script|load",
-            "+script|exists",
+            # Redis's clock (Pub/Sub log, task ledger)
             "+time",
-            *_NO_KEY_DISCOVERY,
         ),
     ),
     AclUser(
@@ -157,7 +228,8 @@ USERS: tuple[AclUser, ...] = (
             "+hello",
             "+info",
             "+latency|latest",
-            "+slowlog|get",
+            # Not SLOWLOG GET: it returns the arguments of slow commands,
+            # values included (task payloads, stream entries).
             "+slowlog|len",
             "+dbsize",
             "+llen",
@@ -186,10 +258,17 @@ def as_data() -> dict:
     """The declaration as plain data: what the export holds, per user the
     fields of a redis_server_acl_users item plus the URL variable (env) and a
     description."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, Versioned):
+            return {k: v for k, v in asdict(value).items() if v}
+        return value
+
     return {
         "users": [
-            {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(u).items()}
-            for u in USERS
+            {f.name: plain(getattr(u, f.name)) for f in fields(AclUser)} for u in USERS
         ]
     }
 

@@ -13,7 +13,9 @@ from redis.retry import Retry
 from redisops import redis_acl
 from redisops.tests.redis_proc import RedisProcess, password
 
-EXPORT = Path(__file__).resolve().parents[3] / redis_acl.EXPORT_PATH
+REPO = Path(__file__).resolve().parents[3]
+EXPORT = REPO / redis_acl.EXPORT_PATH
+ROLE_DEFAULTS = REPO / "roles/redis_server/defaults/main.yml"
 
 
 def login(server: RedisProcess, user: str) -> redis.Redis:
@@ -50,10 +52,38 @@ def test_redis60_rules_have_no_channel_rules() -> None:
 
 
 def test_only_users_without_deny_dangerous_skip_the_deny_list() -> None:
-    for user in redis_acl.USERS:
-        denied = user.rule().endswith(" ".join(redis_acl.DENIED_EVERYWHERE))
-        assert denied == user.deny_dangerous, user.name
+    for version in ((6, 0), (7, 0), (8, 0)):
+        deny = " ".join(redis_acl.rules_for(redis_acl.DENIED_EVERYWHERE, version))
+        for user in redis_acl.USERS:
+            assert user.rule(version).endswith(deny) == user.deny_dangerous, user.name
     assert [u.name for u in redis_acl.USERS if not u.deny_dangerous] == ["app_monitor"]
+
+
+def test_deny_list_is_the_redis_server_roles_default() -> None:
+    """The test Redis denies what production denies: the role's default
+    redis_server_acl_denied_commands (names, '-' added by the role; a mapping is
+    a rule for some versions), item for item."""
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    role = [
+        f"-{item}"
+        if isinstance(item, str)
+        else redis_acl.Versioned(
+            f"-{item['rule']}", item.get("since", ""), item.get("before", "")
+        )
+        for item in defaults["redis_server_acl_denied_commands"]
+    ]
+    assert role == list(redis_acl.DENIED_EVERYWHERE)
+
+
+def test_rules_name_only_commands_the_version_knows() -> None:
+    """Redis 6.0 rejects FUNCTION/FCALL (7.0 commands) and cannot take one
+    subcommand away (-client|tracking): those rules start at 7.0."""
+    for user in redis_acl.USERS:
+        old, new = user.rule((6, 0)).split(), user.rule((7, 0)).split()
+        assert not {"-function", "-fcall", "-fcall_ro", "-client|tracking"} & set(old)
+        if user.deny_dangerous:
+            assert {"-function", "-fcall", "-fcall_ro", "-client|tracking"} <= set(new)
+        assert not [r for r in old if r.startswith("-") and "|" in r], user.name
 
 
 def test_default_user_cannot_authenticate(redis_server: RedisProcess) -> None:
@@ -71,6 +101,9 @@ def test_default_user_cannot_authenticate(redis_server: RedisProcess) -> None:
         anonymous.ping()
 
 
+FUNCTION_LIBRARY = (
+    "#!lua name=probe\nredis.register_function('p', function() return 1 end)"
+)
 DANGEROUS = [
     ("FLUSHALL",),
     ("FLUSHDB",),
@@ -82,6 +115,22 @@ DANGEROUS = [
     ("ACL", "LIST"),
     ("MONITOR",),
     ("SCRIPT", "FLUSH"),
+    # Key and channel discovery: names under every user's prefix.
+    ("SCAN", "0"),
+    ("RANDOMKEY",),
+    ("PUBSUB", "CHANNELS"),
+    ("PUBSUB", "NUMPAT"),
+    ("SORT", "app:sort-probe", "BY", "nosort", "GET", "broker:*"),
+    # Function libraries: server-wide, persistent, in @write on 7.0+.
+    ("FUNCTION", "LOAD", FUNCTION_LIBRARY),
+    ("FUNCTION", "DELETE", "probe"),
+    ("FUNCTION", "FLUSH"),
+    ("FUNCTION", "RESTORE", "x"),
+    ("FCALL", "p", "0"),
+    ("FCALL_RO", "p", "0"),
+    # Invalidations for every prefix's keys.
+    ("CLIENT", "TRACKING", "ON", "BCAST"),
+    ("CLIENT", "KILL", "USER", "app_broker"),
 ]
 
 
@@ -119,6 +168,20 @@ def test_app_user_cannot_list_key_names(redis_server: RedisProcess) -> None:
         login(redis_server, "app_data").scan()
 
 
+@pytest.mark.parametrize(
+    ("user", "command"),
+    [
+        ("app_data", ("EVAL", "return 1", "0")),
+        ("app_cache", ("EVALSHA", "0" * 40, "0")),
+    ],
+)
+def test_users_are_denied_scripting_they_do_not_use(
+    redis_server: RedisProcess, user: str, command: tuple[str, ...]
+) -> None:
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        login(redis_server, user).execute_command(*command)
+
+
 def test_app_user_channels_are_limited(redis_server: RedisProcess) -> None:
     client = login(redis_server, "app_data")
     assert client.publish(redis_acl.PUBSUB_CHANNEL_PREFIX + "t", "x") == 0
@@ -134,6 +197,12 @@ def test_monitor_user_reads_lengths_but_not_values(
     assert client.ping()
     assert client.llen("broker:monitor-test") == 1
     assert "redis_version" in client.info("server")
-    for command in (("LRANGE", "broker:monitor-test", 0, -1), ("SET", "x", "1")):
+    assert isinstance(client.slowlog_len(), int)
+    # SLOWLOG GET would return slow commands' arguments: values.
+    for command in (
+        ("LRANGE", "broker:monitor-test", 0, -1),
+        ("SLOWLOG", "GET"),
+        ("SET", "x", "1"),
+    ):
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.execute_command(*command)

@@ -2,6 +2,8 @@
 
 import pytest
 
+from redisops_testlib.playbooks import run_playbook
+
 DENIED_TO_APP = ["FLUSHALL", "FLUSHDB", "CONFIG GET maxmemory", "KEYS *", "SHUTDOWN NOSAVE", "ACL LIST", "MONITOR"]
 
 
@@ -57,5 +59,20 @@ def test_monitor_user_reads_info_but_no_data(remote, users):
     password = users["monitor"]["password"]
     assert "redis_version:" in remote.out("monitor", password, "INFO", "server")
     assert "NOPERM" in remote.out("monitor", password, "GET", "app:acl:probe")
+    # SLOWLOG GET would return slow commands' arguments: values.
+    assert remote.out("monitor", password, "SLOWLOG", "LEN").isdigit()
+    assert "NOPERM" in remote.out("monitor", password, "SLOWLOG", "GET")
     assert "NOPERM" in remote.out("monitor", password, "SET", "app:x", "1")
     assert "NOPERM" in remote.out("monitor", password, "FLUSHALL")
+
+
+def test_converge_names_the_channel_risk_where_redis_has_no_channel_rules(scenario, version):
+    """On 6.0 the role says at converge time what the missing channel rules mean."""
+    out = " ".join(run_playbook(scenario.converge, tags="redis_server:acl", check=True).split())
+    assert "Write the ACL file" in out  # it ran the ACL part
+    if version >= (6, 2):
+        assert "pidbox" not in out
+    else:
+        assert "WARNING: Redis 6.0" in out
+        assert "broadcast control commands (shutdown, pool restart, rate limits) to every worker" in out
+        assert "pidbox" in out

@@ -21,10 +21,10 @@ def test_acl_change_applies_without_restart(server, remote, users, scenario):
         "keys": ["app:*"],
         "commands": ["+@connection", "+get"],
     }
-    changed = [*copy.deepcopy(scenario.redis_vars["redis_server_acl_users"]), added]
+    changed = [*copy.deepcopy(scenario.extra_acl_users), added]
     try:
         # What an operator runs to change users: only the ACL part of the role.
-        run_playbook(scenario.converge, {"redis_server_acl_users": changed}, tags=ACL_TAGS)
+        run_playbook(scenario.converge, {"redisops_redis_extra_acl_users": changed}, tags=ACL_TAGS)
         assert remote.out("reporting", added["password"], "PING") == "PONG"
         assert server.check_output("systemctl show -p MainPID --value redis-server") == pid_before
         assert held.use_again() == "+PONG +OK"

@@ -6,7 +6,7 @@ from redisops_testlib.playbooks import ansible_playbook
 from redisops_testlib.scenario import scenario_of
 
 SCENARIO = scenario_of(__file__)
-USERS = SCENARIO.redis_vars["redis_server_acl_users"]
+USERS = SCENARIO.extra_acl_users
 
 # Each case: extra vars, and what the error names.
 BAD = {
@@ -17,6 +17,10 @@ BAD = {
     "wrong type": ({"redis_server_port": "not-a-port"}, "redis_server_port"),
     "unknown eviction policy": ({"redis_server_maxmemory_policy": "evict-everything"}, "redis_server_maxmemory_policy"),
     "user named default": ({"redis_server_acl_users": [{**USERS[0], "name": "default"}]}, "redis_server_acl_users"),
+    "versioned rule without a version": (
+        {"redis_server_acl_denied_commands": ["@admin", {"rule": "function", "since": "seven"}]},
+        "redis_server_acl_denied_commands",
+    ),
 }
 
 

@@ -162,6 +162,50 @@ class Resp:
         return self.reader.readline().decode().strip()
 
 
+def _reply(reader: Any) -> str:
+    """One whole RESP2 reply as text: +OK, -ERR ..., :1, a bulk string's content, [a, b]."""
+    line = reader.readline().decode(errors="replace").rstrip("\r\n")
+    if line[:1] == "$":
+        n = int(line[1:])
+        return "(nil)" if n < 0 else reader.read(n + 2)[:-2].decode(errors="replace")
+    if line[:1] == "*":
+        return "[" + ", ".join(_reply(reader) for _ in range(max(int(line[1:]), 0))) + "]"
+    return line
+
+
+def redis_try(address: str, port: int, user: str, commands: list, multi: bool = True) -> dict:
+    """Each command as `user` on a connection of its own (MONITOR or SUBSCRIBE change a
+    connection's mode), its whole reply. multi: inside MULTI ... DISCARD where the user may
+    open a transaction: Redis checks the command's permissions (NOPERM) when it queues it,
+    and nothing runs even if it is allowed (+QUEUED). Else, and for the commands a
+    transaction refuses before the ACL check (SHUTDOWN, SAVE on 7.0+), the command runs:
+    callers give arguments that do no harm should it be allowed."""
+
+    def once(words: list[str], transaction: bool) -> str:
+        conn = Resp(address, port, user)
+        if conn.auth != "+OK":
+            raise SystemExit(f"AUTH as {user}: {conn.auth}")
+
+        def send(*args: str) -> str:
+            data = [w.encode() for w in args]
+            conn.sock.sendall(b"*%d\r\n" % len(data) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in data))
+            return _reply(conn.reader)
+
+        try:
+            if transaction and send("MULTI") == "+OK":
+                reply = send(*words)
+                send("DISCARD")
+                return once(words, False) if reply.startswith(NOT_IN_MULTI) else reply
+            return send(*words)
+        finally:
+            conn.sock.close()
+
+    return {"replies": [once(words, multi) for words in commands]}
+
+
+NOT_IN_MULTI = "-ERR Command not allowed inside a transaction"
+
+
 def redis_set(address: str, port: int, user: str, prefix: str, first: int, last: int) -> dict:
     """SET <prefix>:<i> for i in [first, last) on one connection: which were acknowledged, what refusals said."""
     conn, acked, refused = Resp(address, port, user), [], {}
@@ -259,7 +303,10 @@ def flood(base: str, seconds: float, threads: int, state: str) -> dict:
     return counts
 
 
-COMMANDS = {f.__name__: f for f in (request, loop, burst, states, redis_set, redis_hold, connect, slow_clients, flood)}
+COMMANDS = {
+    f.__name__: f
+    for f in (request, loop, burst, states, redis_set, redis_try, redis_hold, connect, slow_clients, flood)
+}
 
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](**json.loads(sys.argv[2]))))

@@ -51,14 +51,20 @@ class Scenario:
         return self.group_vars("app")["django_app_env"]
 
     @property
+    def extra_acl_users(self) -> list[dict[str, Any]]:
+        """The users the inventory adds to the app's (redisops_redis_extra_acl_users)."""
+        return self.redis_vars.get("redisops_redis_extra_acl_users", [])
+
+    @property
     def acl_users(self) -> dict[str, dict[str, Any]]:
         """The ACL users redis_server gets, by name, with their passwords: the scenario's
         own redis_server_acl_users, else the app's users with the inventory's passwords
-        (as playbooks/group_vars/all/wiring.yml derives them)."""
+        and the inventory's extra users (as playbooks/group_vars/all/wiring.yml derives them)."""
         if "redis_server_acl_users" in self.redis_vars:
             return {u["name"]: u for u in self.redis_vars["redis_server_acl_users"]}
         app_acl = yaml.safe_load((REPO / "playbooks/group_vars/all/app_redis_acl.yml").read_text())["redisops_app_acl"]
-        return {u["name"]: {**u, "password": self.passwords[u["name"]]} for u in app_acl["users"]}
+        app = {u["name"]: {**u, "password": self.passwords[u["name"]]} for u in app_acl["users"]}
+        return app | {u["name"]: u for u in self.extra_acl_users}
 
 
 @functools.cache
