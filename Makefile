@@ -13,9 +13,10 @@ MATRIX ?= debian11 debian12 debian13
 # scenario's Redis hosts on that Debian release: every Redis generation the
 # README claims runs in CI (debian11 = 6.0, debian12 = 7.0, debian13 = 8.x),
 # and the drills on 6.0, the oldest, where the ops procedures branch (single
-# AOF file, XPENDING + XCLAIM in the stream consumer). One lane:
-# LANES='"default tls app drill"'.
-LANES ?= "default tls default@debian11 default@debian13" "app drill@debian11"
+# AOF file, XPENDING + XCLAIM in the stream consumer), and last the
+# production example inventory as given (production). One lane:
+# LANES='"default tls app drill production"'.
+LANES ?= "default tls default@debian11 default@debian13 production" "app drill@debian11"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
         bench-redis bench-api bench-app acl-export wheelhouse test-app-stack smoke clean

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -10,11 +11,17 @@ from django.conf import settings
 from .connections import client_from_url
 
 
+def redis_client(url: str, **kwargs: Any) -> redis.Redis:
+    """A client for one of the REDIS_*_URL settings, over TLS (settings.REDIS_TLS)
+    when the URL is rediss://."""
+    return client_from_url(url, settings.REDIS_TLS, **kwargs)
+
+
 @cache
 def app_redis() -> redis.Redis:
     """Client for REDIS_APP_URL (ACL user app_data). Safe to share across
     threads; redis-py resets its pool after fork."""
-    return client_from_url(settings.REDIS_APP_URL)
+    return redis_client(settings.REDIS_APP_URL)
 
 
 def server_version(client: redis.Redis) -> tuple[int, int, int]:

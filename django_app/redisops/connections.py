@@ -13,11 +13,18 @@ Accepted forms, for every ``REDIS_*_URL`` setting:
 
 USER and PASSWORD are percent-encoded (``urllib.parse.quote``). This module
 imports no Django code, so settings modules can use it.
+
+TLS (``rediss://``) always verifies the server: its certificate must chain
+to the CA file of ``RedisTls`` and name the URL's host; a client certificate
+and key are sent when given (Redis's ``tls-auth-clients yes``). A
+``rediss://`` URL without a ``RedisTls`` is refused, never connected
+unverified.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -122,9 +129,56 @@ def parse_redis_url(url: str) -> RedisTarget:
     )
 
 
-def client_from_url(url: str, **kwargs: Any) -> redis.Redis:
-    """Return a redis-py client; a Sentinel-managed master client for sentinel://."""
-    opts = {**APP_CLIENT_DEFAULTS, **kwargs}
+@dataclass(frozen=True)
+class RedisTls:
+    """TLS to Redis: the CA that signed the server's certificate (required,
+    with the host name checked), and optionally this client's certificate and
+    key (both or neither)."""
+
+    ca_file: str
+    cert_file: str = ""
+    key_file: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ca_file:
+            raise ValueError("TLS to Redis needs the CA file")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ValueError(
+                "a client certificate needs its key, a key its certificate"
+            )
+
+    def redis_kwargs(self) -> dict[str, Any]:
+        """redis-py SSLConnection arguments (also kombu's broker_use_ssl and
+        Celery's redis_backend_use_ssl, which pass them on)."""
+        kwargs: dict[str, Any] = {
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+            "ssl_ca_certs": self.ca_file,
+            "ssl_check_hostname": True,
+        }
+        if self.cert_file:
+            kwargs.update(ssl_certfile=self.cert_file, ssl_keyfile=self.key_file)
+        return kwargs
+
+
+def tls_kwargs(url: str, tls: RedisTls | None) -> dict[str, Any]:
+    """The TLS arguments for a connection to ``url``: none for plain TCP or a
+    unix socket, ``tls.redis_kwargs()`` for rediss://; ValueError for a
+    rediss:// URL without a CA (never an unverified connection)."""
+    if parse_redis_url(url).scheme != "rediss":
+        return {}
+    if tls is None:
+        raise ValueError(
+            f"{redacted(url)} is rediss:// but no CA is configured to verify the server"
+        )
+    return tls.redis_kwargs()
+
+
+def client_from_url(
+    url: str, tls: RedisTls | None = None, **kwargs: Any
+) -> redis.Redis:
+    """Return a redis-py client; a Sentinel-managed master client for sentinel://.
+    A rediss:// URL connects with ``tls`` (tls_kwargs)."""
+    opts = {**APP_CLIENT_DEFAULTS, **tls_kwargs(url, tls), **kwargs}
     target = parse_redis_url(url)
     if not target.is_sentinel:
         return redis.Redis.from_url(url, **opts)
@@ -174,8 +228,10 @@ def celery_url_and_options(url: str, keyprefix: str) -> tuple[str, dict[str, Any
     return celery_url, options
 
 
-def django_cache_config(url: str, key_prefix: str) -> dict[str, Any]:
-    """A django-redis CACHES entry; Sentinel-aware."""
+def django_cache_config(
+    url: str, key_prefix: str, tls: RedisTls | None = None
+) -> dict[str, Any]:
+    """A django-redis CACHES entry; Sentinel-aware; TLS for rediss://."""
     target = parse_redis_url(url)
     options: dict[str, Any] = {
         "SOCKET_CONNECT_TIMEOUT": 2,
@@ -184,6 +240,9 @@ def django_cache_config(url: str, key_prefix: str) -> dict[str, Any]:
         # https://github.com/jazzband/django-redis#memcached-exceptions-behavior
         "IGNORE_EXCEPTIONS": True,
     }
+    if tls_kwargs(url, tls):
+        # Passed to redis-py's ConnectionPool.from_url with the URL.
+        options["CONNECTION_POOL_KWARGS"] = tls_kwargs(url, tls)
     location = url
     if target.is_sentinel:
         location = f"redis://{_credentials(target)}{target.master_name}/{target.db}"

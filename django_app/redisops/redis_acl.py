@@ -244,9 +244,48 @@ USERS: tuple[AclUser, ...] = (
         ),
         deny_dangerous=False,
     ),
+    AclUser(
+        name="app_budget",
+        env="REDIS_BUDGET_URL",
+        description="The web's storage budget: INFO (used_memory, maxmemory) "
+        "and PING only. No key, no channel, no other command.",
+        keys=(),
+        channels=(),
+        commands=("+ping", "+info"),
+        deny_dangerous=False,
+    ),
 )
 
 USERS_BY_ENV = {u.env: u for u in USERS}
+USERS_BY_NAME = {u.name: u for u in USERS}
+
+# The processes of the app (APP_PROCESS) and the users each connects as: a
+# process gets the URLs of these users only (the django_app role writes one
+# env file per process from this), and production settings refuse to start
+# without each of them. "manage" is the operators' manage.py (status, smoke,
+# migrate, replay_dlq), run as root from a root-only env file: smoke logs in
+# as every user.
+#   web:       enqueues (broker), reads results, cache, app data, the budget
+#   worker:    consumes (broker), stores results, app data in the tasks
+#   beat:      sends the schedule (broker); its heartbeat is a task a worker
+#              runs, and its tasks ignore results
+#   consumers: stream consumer and Pub/Sub listener (app data)
+PROCESS_USERS: dict[str, tuple[str, ...]] = {
+    "web": ("app_broker", "app_results", "app_cache", "app_data", "app_budget"),
+    "worker": ("app_broker", "app_results", "app_data"),
+    "beat": ("app_broker",),
+    "consumers": ("app_data",),
+    "manage": tuple(u.name for u in USERS),
+}
+
+
+def process_users(process: str) -> tuple[AclUser, ...]:
+    """The users ``process`` connects as; ValueError naming the known ones."""
+    if process not in PROCESS_USERS:
+        raise ValueError(
+            f"unknown process {process!r}: one of {', '.join(PROCESS_USERS)}"
+        )
+    return tuple(USERS_BY_NAME[name] for name in PROCESS_USERS[process])
 
 
 # Where the export lives, from the repository root, and the variable it sets.
@@ -269,7 +308,8 @@ def as_data() -> dict:
     return {
         "users": [
             {f.name: plain(getattr(u, f.name)) for f in fields(AclUser)} for u in USERS
-        ]
+        ],
+        "processes": {p: list(names) for p, names in PROCESS_USERS.items()},
     }
 
 

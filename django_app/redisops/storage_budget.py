@@ -5,9 +5,10 @@ the results' and beat's heartbeat's included. So the API refuses writes of
 application data (stream entries, published messages the listeners record,
 ledger payments) once Redis's ``used_memory`` is above APP_DATA_MEMORY_BUDGET
 percent of its ``maxmemory``: what is left stays for the broker, the results
-and the heartbeat. Redis's own numbers (INFO memory, read with the monitor
-user, REDIS_MONITOR_URL), so the app and the redis_server role, which sets
-maxmemory, agree on the budget without another setting.
+and the heartbeat. Redis's own numbers (INFO memory, read as the app_budget
+user, REDIS_BUDGET_URL: PING and INFO only, no key, no channel), so the app
+and the redis_server role, which sets maxmemory, agree on the budget without
+another setting.
 
 The reading is cached per process for CACHE_SECONDS (one INFO per second per
 process, not one per request) while Redis is well below the budget; within
@@ -27,7 +28,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from .connections import client_from_url
+from .clients import redis_client
 from .restarts import ride_out_restart
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ _warned_unlimited = False
 
 @cache
 def _monitor(url: str) -> redis.Redis:
-    return client_from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return redis_client(url, socket_timeout=2.0, socket_connect_timeout=2.0)
 
 
 def _reusable(reading: MemoryReading, now: float) -> bool:
@@ -105,14 +106,14 @@ def check_storage_budget(what: str, now: float | None = None) -> MemoryReading:
     application data; StorageBudgetExceeded when Redis is above the budget,
     StorageBudgetUnavailable when its memory cannot be read."""
     global _warned_unlimited
-    url = settings.REDIS_URLS.get("REDIS_MONITOR_URL", "")
+    url = settings.REDIS_URLS.get("REDIS_BUDGET_URL", "")
     if not url:
-        raise StorageBudgetUnavailable("REDIS_MONITOR_URL is not set")
+        raise StorageBudgetUnavailable("REDIS_BUDGET_URL is not set")
     try:
         reading = ride_out_restart(lambda: memory_reading(url, now))
     except redis.RedisError as exc:
         raise StorageBudgetUnavailable(
-            f"INFO memory as REDIS_MONITOR_URL's user failed: {exc!r}"
+            f"INFO memory as REDIS_BUDGET_URL's user failed: {exc!r}"
         ) from exc
     if reading.maxmemory == 0:
         if not _warned_unlimited:

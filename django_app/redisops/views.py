@@ -23,8 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from . import pubsub, streams, task_owners, tasks
 from .api_auth import require_token
-from .clients import app_redis
-from .connections import client_from_url
+from .clients import app_redis, redis_client
 from .middleware import json_error, rate_limit
 from .storage_budget import check_storage_budget
 from .streams.acks import DLQ_FIELD_PREFIX
@@ -162,7 +161,7 @@ def version(request: HttpRequest) -> HttpResponse:
 
 @cache
 def _probe_client(url: str) -> redis.Redis:
-    return client_from_url(url, socket_timeout=2.0, health_check_interval=0)
+    return redis_client(url, socket_timeout=2.0, health_check_interval=0)
 
 
 def _check(

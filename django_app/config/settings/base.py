@@ -183,7 +183,7 @@ APP_API_TOKENS_FILE = env("APP_API_TOKENS_FILE")
 
 # STORAGE BUDGET: the API refuses application data (stream entries, published
 # messages, ledger payments) with 503 while Redis's used_memory is above this
-# percent of its maxmemory, read with the monitor user (redisops.storage_budget);
+# percent of its maxmemory, read as the app_budget user (redisops.storage_budget);
 # the rest stays for the broker, the results and beat's heartbeat.
 APP_DATA_MEMORY_BUDGET = env_int("APP_DATA_MEMORY_BUDGET", 60)
 if not 1 <= APP_DATA_MEMORY_BUDGET <= 99:
@@ -194,16 +194,35 @@ if not 1 <= APP_DATA_MEMORY_BUDGET <= 99:
 
 # REDIS: one URL and one ACL user per purpose (redisops.redis_acl)
 # ------------------------------------------------------------------------------
+# Development: the URLs the environment gives, or, when it gives none, every
+# URL pointing at a local Redis. Production gives each process (APP_PROCESS)
+# only the URLs of its users (redis_acl.PROCESS_USERS) and requires them.
 _DEV_REDIS = "redis://127.0.0.1:6379/0"
-REDIS_URLS = {
-    "REDIS_BROKER_URL": env("REDIS_BROKER_URL", _DEV_REDIS),
-    "REDIS_RESULT_URL": env("REDIS_RESULT_URL", _DEV_REDIS),
-    "REDIS_CACHE_URL": env("REDIS_CACHE_URL", _DEV_REDIS),
-    "REDIS_APP_URL": env("REDIS_APP_URL", _DEV_REDIS),
-    # INFO memory for the storage budget (redisops.storage_budget); smoke
-    # proves the user logs in. Required in production.
-    "REDIS_MONITOR_URL": env("REDIS_MONITOR_URL", _DEV_REDIS),
+REDIS_URLS = {u.env: env(u.env) for u in redis_acl.USERS if env(u.env)} or {
+    u.env: _DEV_REDIS for u in redis_acl.USERS
 }
+
+
+def redis_tls_from_env() -> connections.RedisTls | None:
+    """TLS to Redis for rediss:// URLs: REDIS_TLS_CA_FILE, the CA that signed
+    Redis's certificate (verified, with the URL's host name), and the client's
+    REDIS_TLS_CERT_FILE + REDIS_TLS_KEY_FILE when Redis requires them
+    (tls-auth-clients yes). None without a CA.
+    https://redis.io/docs/latest/operate/oss_and_stack/management/security/encryption/"""
+    ca, cert, key = (env(f"REDIS_TLS_{n}_FILE") for n in ("CA", "CERT", "KEY"))
+    if not ca:
+        if cert or key:
+            raise ImproperlyConfigured(
+                "REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE need REDIS_TLS_CA_FILE"
+            )
+        return None
+    try:
+        return connections.RedisTls(ca, cert, key)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_TLS_*_FILE: {exc}") from None
+
+
+REDIS_TLS = redis_tls_from_env()
 
 # CELERY
 # ------------------------------------------------------------------------------
@@ -366,42 +385,89 @@ class RedisSettings(NamedTuple):
     """Settings derived from the Redis URLs; each environment that sets
     REDIS_URLS assigns every one of them by name."""
 
-    celery_broker_url: str
+    celery_broker_url: str | None
     celery_broker_transport_options: dict[str, Any]
-    celery_result_backend: str
+    celery_broker_use_ssl: dict[str, Any] | None
+    celery_result_backend: str | None
     celery_result_backend_transport_options: dict[str, Any]
+    celery_redis_backend_use_ssl: dict[str, Any] | None
     caches: dict[str, Any]
-    redis_app_url: str
+    redis_app_url: str | None
 
 
-def redis_settings(urls: dict[str, str]) -> RedisSettings:
-    """Celery broker and results, the cache and the app client from the URLs;
-    refuses a broker database other than 0, naming the variable."""
-    if connections.parse_redis_url(urls["REDIS_BROKER_URL"]).db != redis_acl.BROKER_DB:
+# A process without the cache user (every process but the web) has no cache.
+NO_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+
+
+def check_redis_tls(urls: dict[str, str], tls: connections.RedisTls | None) -> None:
+    """All or nothing: with a CA every TCP URL is rediss:// (none goes out in
+    plain text by mistake), and a rediss:// URL needs the CA."""
+    for name, url in urls.items():
+        scheme = connections.parse_redis_url(url).scheme
+        if scheme == "rediss" and tls is None:
+            raise ImproperlyConfigured(
+                f"{name} is rediss:// but REDIS_TLS_CA_FILE is not set: the "
+                "server's certificate could not be verified"
+            )
+        if scheme in ("redis", "sentinel") and tls is not None:
+            raise ImproperlyConfigured(
+                f"{name} is {scheme}:// (plain text) while REDIS_TLS_CA_FILE is "
+                "set: use rediss:// to Redis's TLS port"
+            )
+
+
+def redis_settings(
+    urls: dict[str, str], tls: connections.RedisTls | None = None
+) -> RedisSettings:
+    """Celery broker and results, the cache and the app client from the URLs
+    the process has (a missing one leaves its purpose unconfigured), with TLS
+    for rediss://; refuses a broker database other than 0 and a mix of TLS
+    and plain text, naming the variable."""
+    check_redis_tls(urls, tls)
+    broker = urls.get("REDIS_BROKER_URL")
+    if broker and connections.parse_redis_url(broker).db != redis_acl.BROKER_DB:
         raise ImproperlyConfigured(
             f"REDIS_BROKER_URL must use database {redis_acl.BROKER_DB}: the broker "
             "ACL user's channel rules name it (prefixes separate the purposes)"
         )
-    broker_url, broker_opts = connections.celery_url_and_options(
-        urls["REDIS_BROKER_URL"], redis_acl.BROKER_PREFIX
+    broker_url, broker_opts = (
+        connections.celery_url_and_options(broker, redis_acl.BROKER_PREFIX)
+        if broker
+        else (None, {})
     )
-    result_url, result_opts = connections.celery_url_and_options(
-        urls["REDIS_RESULT_URL"], redis_acl.RESULTS_PREFIX
+    results = urls.get("REDIS_RESULT_URL")
+    result_url, result_opts = (
+        connections.celery_url_and_options(results, redis_acl.RESULTS_PREFIX)
+        if results
+        else (None, {})
     )
+    cache = urls.get("REDIS_CACHE_URL")
     return RedisSettings(
         celery_broker_url=broker_url,
         celery_broker_transport_options={
             **broker_opts,
             "visibility_timeout": VISIBILITY_TIMEOUT,
         },
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-use-ssl
+        celery_broker_use_ssl=(
+            connections.tls_kwargs(broker, tls) or None if broker else None
+        ),
         celery_result_backend=result_url,
         celery_result_backend_transport_options=result_opts,
-        caches={
-            "default": connections.django_cache_config(
-                urls["REDIS_CACHE_URL"], redis_acl.CACHE_PREFIX
-            )
-        },
-        redis_app_url=urls["REDIS_APP_URL"],
+        # https://docs.celeryq.dev/en/stable/userguide/configuration.html#redis-backend-use-ssl
+        celery_redis_backend_use_ssl=(
+            connections.tls_kwargs(results, tls) or None if results else None
+        ),
+        caches=(
+            {
+                "default": connections.django_cache_config(
+                    cache, redis_acl.CACHE_PREFIX, tls
+                )
+            }
+            if cache
+            else NO_CACHE
+        ),
+        redis_app_url=urls.get("REDIS_APP_URL"),
     )
 
 
@@ -441,13 +507,15 @@ def check_timeouts() -> None:
 
 
 check_timeouts()
-_redis = redis_settings(REDIS_URLS)
+_redis = redis_settings(REDIS_URLS, REDIS_TLS)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
 CELERY_BROKER_URL = _redis.celery_broker_url
 CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
+CELERY_BROKER_USE_SSL = _redis.celery_broker_use_ssl
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-backend
 CELERY_RESULT_BACKEND = _redis.celery_result_backend
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _redis.celery_result_backend_transport_options
+CELERY_REDIS_BACKEND_USE_SSL = _redis.celery_redis_backend_use_ssl
 # https://docs.djangoproject.com/en/5.2/ref/settings/#caches
 CACHES = _redis.caches
 REDIS_APP_URL = _redis.redis_app_url

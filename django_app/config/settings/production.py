@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from redisops import redis_acl
+
 from .base import *  # noqa: F403
 from .base import (
-    REDIS_URLS,
     beat_schedule_filename,
     databases,
     env_bool,
@@ -19,6 +22,7 @@ from .base import (
     env_list,
     env_required,
     redis_settings,
+    redis_tls_from_env,
     static_root,
 )
 
@@ -30,26 +34,36 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
 if not ALLOWED_HOSTS:
     env_required("DJANGO_ALLOWED_HOSTS", "comma-separated host names")
 
-# Every Redis purpose needs its own URL (and ACL user).
+# Each process gets the URLs of its own ACL users only (the django_app role
+# writes one env file per process): APP_PROCESS names the process, and every
+# URL it uses is required, none other is read. A missing one stops the process
+# at start, naming the variable, never a 500 later.
+APP_PROCESS = env_required(
+    "APP_PROCESS",
+    f"which process this is: {', '.join(redis_acl.PROCESS_USERS)} "
+    "(redisops.redis_acl.PROCESS_USERS: the Redis URLs it needs)",
+)
+if APP_PROCESS not in redis_acl.PROCESS_USERS:
+    raise ImproperlyConfigured(
+        f"APP_PROCESS must be one of {', '.join(redis_acl.PROCESS_USERS)}, "
+        f"got {APP_PROCESS!r}"
+    )
 REDIS_URLS = {
-    **REDIS_URLS,
-    **{
-        name: env_required(name, "redis:// or sentinel:// URL with its ACL user")
-        for name in (
-            "REDIS_BROKER_URL",
-            "REDIS_RESULT_URL",
-            "REDIS_CACHE_URL",
-            "REDIS_APP_URL",
-            # INFO memory: the app-data storage budget (redisops.storage_budget)
-            "REDIS_MONITOR_URL",
-        )
-    },
+    user.env: env_required(
+        user.env,
+        f"the {APP_PROCESS} process connects as ACL user {user.name}: a redis://, "
+        "rediss:// or sentinel:// URL",
+    )
+    for user in redis_acl.process_users(APP_PROCESS)
 }
-_redis = redis_settings(REDIS_URLS)
+REDIS_TLS = redis_tls_from_env()
+_redis = redis_settings(REDIS_URLS, REDIS_TLS)
 CELERY_BROKER_URL = _redis.celery_broker_url
 CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
+CELERY_BROKER_USE_SSL = _redis.celery_broker_use_ssl
 CELERY_RESULT_BACKEND = _redis.celery_result_backend
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _redis.celery_result_backend_transport_options
+CELERY_REDIS_BACKEND_USE_SSL = _redis.celery_redis_backend_use_ssl
 CACHES = _redis.caches
 REDIS_APP_URL = _redis.redis_app_url
 

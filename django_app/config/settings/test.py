@@ -49,6 +49,7 @@ REDIS_TEST_URLS = {
     "REDIS_CACHE_URL": f"redis://app_cache:app_cache-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
     "REDIS_APP_URL": f"redis://app_data:app_data-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
     "REDIS_MONITOR_URL": f"redis://app_monitor:app_monitor-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
+    "REDIS_BUDGET_URL": f"redis://app_budget:app_budget-pw@127.0.0.1:{REDIS_TEST_PORT}/0",
 }
 # The fixtures' own login (flush, restart checks); not an app user.
 REDIS_TEST_ADMIN_URL = f"redis://test_admin:test_admin-pw@127.0.0.1:{REDIS_TEST_PORT}/0"
@@ -56,11 +57,14 @@ REDIS_TEST_ADMIN_URL = f"redis://test_admin:test_admin-pw@127.0.0.1:{REDIS_TEST_
 if os.environ.get("REDIS_TEST_APP_URL"):
     REDIS_TEST_URLS["REDIS_APP_URL"] = os.environ["REDIS_TEST_APP_URL"]
 REDIS_URLS = REDIS_TEST_URLS
-_redis = redis_settings(REDIS_URLS)
+REDIS_TLS = None
+_redis = redis_settings(REDIS_URLS, REDIS_TLS)
 CELERY_BROKER_URL = _redis.celery_broker_url
 CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
+CELERY_BROKER_USE_SSL = _redis.celery_broker_use_ssl
 CELERY_RESULT_BACKEND = _redis.celery_result_backend
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _redis.celery_result_backend_transport_options
+CELERY_REDIS_BACKEND_USE_SSL = _redis.celery_redis_backend_use_ssl
 CACHES = _redis.caches
 REDIS_APP_URL = _redis.redis_app_url
 STATE_DIR = Path(REDIS_TEST_DIR)

@@ -44,6 +44,8 @@ def production_env(state_dir: Path, **extra: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": SECRET,
         "DJANGO_ALLOWED_HOSTS": "localhost",
         "DJANGO_STATE_DIR": str(state_dir),
+        # gunicorn is the web process: the test Redis's URLs of its users.
+        "APP_PROCESS": "web",
         # The session's token file (clients alice and bob) unless overridden.
         "APP_API_TOKENS_FILE": settings.APP_API_TOKENS_FILE,
         **settings.REDIS_TEST_URLS,

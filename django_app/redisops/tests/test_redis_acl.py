@@ -56,7 +56,10 @@ def test_only_users_without_deny_dangerous_skip_the_deny_list() -> None:
         deny = " ".join(redis_acl.rules_for(redis_acl.DENIED_EVERYWHERE, version))
         for user in redis_acl.USERS:
             assert user.rule(version).endswith(deny) == user.deny_dangerous, user.name
-    assert [u.name for u in redis_acl.USERS if not u.deny_dangerous] == ["app_monitor"]
+    assert [u.name for u in redis_acl.USERS if not u.deny_dangerous] == [
+        "app_monitor",
+        "app_budget",
+    ]
 
 
 def test_deny_list_is_the_redis_server_roles_default() -> None:
@@ -187,6 +190,38 @@ def test_app_user_channels_are_limited(redis_server: RedisProcess) -> None:
     assert client.publish(redis_acl.PUBSUB_CHANNEL_PREFIX + "t", "x") == 0
     with pytest.raises(redis.exceptions.NoPermissionError):
         client.publish("broker:/0.celery.pidbox", "x")
+
+
+def test_budget_user_reads_info_and_nothing_else(
+    redis_server: RedisProcess, admin_redis: redis.Redis
+) -> None:
+    """The web's storage budget: INFO and PING, no key, no value, no write."""
+    admin_redis.set("app:budget-test", "secret")
+    client = login(redis_server, "app_budget")
+    assert client.ping()
+    assert int(client.info("memory")["used_memory"]) > 0
+    for command in (
+        ("GET", "app:budget-test"),
+        ("LLEN", "broker:x"),
+        ("SET", "x", "1"),
+        ("PUBLISH", "app:events:x", "1"),
+        ("CLIENT", "LIST"),
+        ("CONFIG", "GET", "maxmemory"),
+    ):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.execute_command(*command)
+
+
+def test_each_process_uses_declared_users_only() -> None:
+    """Every user serves some process; "manage" (root's smoke and status) has
+    them all; the monitor user only it."""
+    names = {u.name for u in redis_acl.USERS}
+    used = {n for users in redis_acl.PROCESS_USERS.values() for n in users}
+    assert used == names
+    assert set(redis_acl.PROCESS_USERS["manage"]) == names
+    assert [p for p, us in redis_acl.PROCESS_USERS.items() if "app_monitor" in us] == [
+        "manage"
+    ]
 
 
 def test_monitor_user_reads_lengths_but_not_values(

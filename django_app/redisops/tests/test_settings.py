@@ -23,7 +23,9 @@ PRODUCTION_ENV = {
     "REDIS_RESULT_URL": "redis://app_results:pw@redis.example.com:6379/0",
     "REDIS_CACHE_URL": "redis://app_cache:pw@redis.example.com:6379/0",
     "REDIS_APP_URL": "sentinel://app_data:pw@s1:26379,s2:26379/0?master_name=main",
-    "REDIS_MONITOR_URL": "redis://app_monitor:pw@redis.example.com:6379/0",
+    "REDIS_BUDGET_URL": "redis://app_budget:pw@redis.example.com:6379/0",
+    # The web process: the URLs above are exactly its users'.
+    "APP_PROCESS": "web",
     "DJANGO_STATE_DIR": "/nonexistent-state",
     # Only the web process reads it (config.wsgi); settings need the path.
     "APP_API_TOKENS_FILE": "/nonexistent-api-tokens",
@@ -64,7 +66,8 @@ def test_production_check_deploy_is_clean() -> None:
         "REDIS_RESULT_URL",
         "REDIS_CACHE_URL",
         "REDIS_APP_URL",
-        "REDIS_MONITOR_URL",
+        "REDIS_BUDGET_URL",
+        "APP_PROCESS",
         "DJANGO_STATE_DIR",
         "APP_API_TOKENS_FILE",
     ],
@@ -74,6 +77,70 @@ def test_production_fails_naming_the_missing_variable(missing: str) -> None:
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert f"environment variable {missing} is required" in result.stderr
+
+
+PROCESS_URLS = {
+    "web": [
+        "REDIS_APP_URL",
+        "REDIS_BROKER_URL",
+        "REDIS_BUDGET_URL",
+        "REDIS_CACHE_URL",
+        "REDIS_RESULT_URL",
+    ],
+    "worker": ["REDIS_APP_URL", "REDIS_BROKER_URL", "REDIS_RESULT_URL"],
+    "beat": ["REDIS_BROKER_URL"],
+    "consumers": ["REDIS_APP_URL"],
+    "manage": [
+        "REDIS_APP_URL",
+        "REDIS_BROKER_URL",
+        "REDIS_BUDGET_URL",
+        "REDIS_CACHE_URL",
+        "REDIS_MONITOR_URL",
+        "REDIS_RESULT_URL",
+    ],
+}
+ONLY = (
+    "import json; from django.conf import settings as s; from config.celery_app "
+    "import app; print(json.dumps([sorted(s.REDIS_URLS), app.conf.broker_url, "
+    "app.conf.result_backend, s.CACHES['default']['BACKEND'], s.REDIS_APP_URL]))"
+)
+
+
+@pytest.mark.parametrize("process", sorted(PROCESS_URLS))
+def test_each_process_needs_and_reads_only_its_redis_urls(process: str) -> None:
+    """Given every URL, a process reads only those of its users (the env file
+    the django_app role writes holds just those); without one it stops at
+    start, naming the variable and the user, rather than answer 500 later."""
+    every = {
+        f"REDIS_{p}_URL": "redis://u:p@redis.example.com:6379/0"
+        for p in ("BROKER", "RESULT", "CACHE", "APP", "MONITOR", "BUDGET")
+    }
+    env = {**PRODUCTION_ENV, **every, "APP_PROCESS": process}
+    urls, broker, results, cache, app_url = shell_json(ONLY, env)
+    assert urls == PROCESS_URLS[process]
+    assert (broker is not None) == ("REDIS_BROKER_URL" in urls)
+    assert (results is not None) == ("REDIS_RESULT_URL" in urls)
+    assert cache.endswith("DummyCache") == ("REDIS_CACHE_URL" not in urls)
+    assert (app_url is not None) == ("REDIS_APP_URL" in urls)
+    for missing in PROCESS_URLS[process]:
+        result = run_manage("check", env={k: v for k, v in env.items() if k != missing})
+        assert result.returncode != 0
+        assert f"{missing} is required but not set (the {process} process" in (
+            result.stderr
+        )
+
+
+def test_production_refuses_an_unknown_process() -> None:
+    result = run_manage("check", env={**PRODUCTION_ENV, "APP_PROCESS": "webb"})
+    assert "APP_PROCESS must be one of web, worker, beat, consumers, manage" in (
+        result.stderr
+    )
+
+
+def shell_json(code: str, env: dict[str, str]) -> list:
+    result = run_manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_production_refuses_a_broker_db_other_than_0() -> None:

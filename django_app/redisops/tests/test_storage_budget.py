@@ -111,8 +111,8 @@ def test_near_the_budget_every_write_reads_again(admin_redis: redis.Redis) -> No
 def test_an_unreadable_budget_refuses(settings) -> None:
     settings.REDIS_URLS = {
         **settings.REDIS_URLS,
-        "REDIS_MONITOR_URL": settings.REDIS_URLS["REDIS_MONITOR_URL"].replace(
-            "app_monitor-pw", "wrong-pw"
+        "REDIS_BUDGET_URL": settings.REDIS_URLS["REDIS_BUDGET_URL"].replace(
+            "app_budget-pw", "wrong-pw"
         ),
     }
     with pytest.raises(StorageBudgetUnavailable, match="INFO memory as"):
@@ -120,12 +120,12 @@ def test_an_unreadable_budget_refuses(settings) -> None:
 
 
 def test_an_unreadable_budget_answers_503(alice: Client, settings, caplog) -> None:
-    settings.REDIS_URLS = {**settings.REDIS_URLS, "REDIS_MONITOR_URL": ""}
+    settings.REDIS_URLS = {**settings.REDIS_URLS, "REDIS_BUDGET_URL": ""}
     with caplog.at_level(logging.ERROR, logger="redisops.middleware"):
         response = post(alice, "/api/stream", {"fields": {"k": "v"}})
     assert response.status_code == 503
     assert response.json() == {"error": "storage budget unavailable"}
-    assert "REDIS_MONITOR_URL is not set" in caplog.text
+    assert "REDIS_BUDGET_URL is not set" in caplog.text
 
 
 @pytest.mark.usefixtures("celery_worker", "over_budget")
@@ -235,7 +235,7 @@ def test_a_flood_cannot_push_redis_past_the_budget(
             ("REDIS_RESULT_URL", "app_results"),
             ("REDIS_CACHE_URL", "app_cache"),
             ("REDIS_APP_URL", "app_data"),
-            ("REDIS_MONITOR_URL", "app_monitor"),
+            ("REDIS_BUDGET_URL", "app_budget"),
         )
     }
     limits = {"APP_RATE_STREAM_LIMIT": str(FLOOD_RATE), "APP_RATE_STREAM_PERIOD": "1"}

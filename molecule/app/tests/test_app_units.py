@@ -149,6 +149,11 @@ def test_app_runs_as_its_own_user_never_root(web):
 def test_env_file_is_not_world_readable(web):
     f = web.file("/etc/redisops/app.env")
     assert (f.user, f.group, f.mode) == ("root", "redisops", 0o640)
+    # No Redis credential there: each process's own file, root only.
+    assert "REDIS_" not in f.content_string
+    for process in ("web", "beat", "manage"):
+        f = web.file(f"/etc/redisops/{process}.env")
+        assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
 
 
 def test_services_come_back_after_host_restart(web, worker, base_url):

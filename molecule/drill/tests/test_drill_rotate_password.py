@@ -18,7 +18,8 @@ NEW_PASSWORD = "data-drill-password-rotated2"
 # edits, given here as an extra var. redis_server_acl_users and the app's env
 # file are both derived from redisops_redis_passwords.
 NEW_INVENTORY = {"redisops_redis_passwords": {**PASSWORDS, USER: NEW_PASSWORD}}
-ENV_FILE = "/etc/redisops/app.env"
+# app_data's URL, in the web process's env file (also the worker's and the consumers').
+ENV_FILE = "/etc/redisops/web.env"
 APP_UNITS = ["redisops-web.service", "redisops-worker@default.service", "redisops-stream-consumer.service"]
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from redisops import pubsub, redis_acl
-from redisops.connections import client_from_url
+from redisops.clients import redis_client
 from redisops.pubsub import Listener
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             )
         listener = Listener(
             # A fresh client per (re)connection.
-            lambda: client_from_url(settings.REDIS_APP_URL, socket_timeout=10.0),
+            lambda: redis_client(settings.REDIS_APP_URL, socket_timeout=10.0),
             name=opts["name"],
             pattern=opts["pattern"],
             record_stream=opts["record_stream"],

@@ -35,8 +35,8 @@ from django.db import connection
 from redisops import pubsub, streams, tasks
 from redisops.api_auth import current_tokens
 from redisops.api_tokens import token_line
-from redisops.clients import app_redis
-from redisops.connections import client_from_url, redacted
+from redisops.clients import app_redis, redis_client
+from redisops.connections import redacted
 from redisops.ratelimit import FixedWindow
 from redisops.storage_budget import check_storage_budget
 
@@ -169,7 +169,7 @@ class Command(BaseCommand):
         for purpose, url in settings.REDIS_URLS.items():
             if not url:
                 continue
-            client = client_from_url(url, socket_timeout=5.0)
+            client = redis_client(url, socket_timeout=5.0)
             try:
                 if not client.ping():
                     raise SmokeError(f"{purpose} ({redacted(url)}): no PONG")
