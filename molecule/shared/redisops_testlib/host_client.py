@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -152,6 +153,13 @@ class Resp:
 
     def __init__(self, address: str, port: int, user: str, timeout: float = 10) -> None:
         self.sock = socket.create_connection((address, port), timeout=timeout)
+        if os.environ.get("REDIS_TLS_CA"):
+            # TLS as the app connects: the CA verified (the certificate names the
+            # address), the client certificate when one is given.
+            context = ssl.create_default_context(cafile=os.environ["REDIS_TLS_CA"])
+            if os.environ.get("REDIS_TLS_CERT"):
+                context.load_cert_chain(os.environ["REDIS_TLS_CERT"], os.environ["REDIS_TLS_KEY"])
+            self.sock = context.wrap_socket(self.sock, server_hostname=address)
         self.reader = self.sock.makefile("rb")
         self.auth = self.command("AUTH", user, os.environ["REDIS_PASSWORD"])
 
@@ -246,8 +254,6 @@ def connect(address: str, port: int, timeout: float = 5) -> str:
 def slow_clients(address: str, port: int, n: int, seconds: float, state: str) -> dict:
     """n TLS connections that send a request's headers one byte a second (slowloris),
     for at most `seconds`; how many the server cut off, and when (written to `state`)."""
-    import ssl
-
     context = ssl.create_default_context()
     conns, started = [], time.monotonic()
     for _ in range(n):
