@@ -38,6 +38,44 @@ def _pids(host) -> dict[str, str]:
     return {u: host.service(u).systemd_properties["MainPID"] for u in APP_UNITS}
 
 
+def test_switching_a_user_off_or_removing_it_closes_its_open_connections(remote, ops):
+    """An inventory change applied live (playbooks/redis.yml --tags redis_server:acl):
+    a user switched off (enabled: false) can no longer log in, and the connections it
+    already had are closed; so are those of a user removed from the inventory.
+    Runs before the rotation below: its converges apply the scenario's passwords, which
+    the rotation replaces for app_data (Redis and the app agree on the new one after it)."""
+    users = [
+        {
+            "name": f"drill_{name}",
+            "password": f"drill-{name}-password-0001",
+            "keys": [f"drill:{name}:*"],
+            "commands": ["+ping", "+set"],
+        }
+        for name in ("off", "gone")
+    ]
+    tag = uuid.uuid4().hex[:8]
+    try:
+        run_playbook(
+            SCENARIO.converge, {"redisops_redis_extra_acl_users": users}, tags="redis_server:acl", limit=ops.host
+        )
+        held = {u["name"]: HeldConnection(remote, u["name"], u["password"], f"{u['name']}-{tag}") for u in users}
+        assert [h.opened() for h in held.values()] == ["+OK +PONG"] * 2
+        out = run_playbook(
+            SCENARIO.converge,
+            {"redisops_redis_extra_acl_users": [{**users[0], "enabled": False}]},
+            tags="redis_server:acl",
+            limit=ops.host,
+        )
+        assert "RUNNING HANDLER [redis_server : Apply Redis ACLs live]" in out
+        for name, h in held.items():
+            cut = h.use_again()
+            print(f"{name}: {cut}")
+            assert cut.split()[0] in CUT, (name, cut)
+        assert "WRONGPASS" in remote.out(None, None, "AUTH", users[0]["name"], users[0]["password"])
+    finally:
+        run_playbook(SCENARIO.converge, tags="redis_server:acl", limit=ops.host)
+
+
 def test_rotation_refuses_to_finish_before_the_inventory_holds_the_new_password(ops):
     proc = ops.run("rotate-redis-password", {"phase": "finish", "user": USER, "new_password": NEW_PASSWORD})
     assert proc.returncode != 0
@@ -109,39 +147,3 @@ def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base
             # drills (status) need nothing more, and two rolls cost minutes.
             run_playbook(SCENARIO.converge, tags="redis_server:acl", limit=ops.host)
             _roll_app(None)
-
-
-def test_switching_a_user_off_or_removing_it_closes_its_open_connections(remote, ops):
-    """An inventory change applied live (playbooks/redis.yml --tags redis_server:acl):
-    a user switched off (enabled: false) can no longer log in, and the connections it
-    already had are closed; so are those of a user removed from the inventory."""
-    users = [
-        {
-            "name": f"drill_{name}",
-            "password": f"drill-{name}-password-0001",
-            "keys": [f"drill:{name}:*"],
-            "commands": ["+ping", "+set"],
-        }
-        for name in ("off", "gone")
-    ]
-    tag = uuid.uuid4().hex[:8]
-    try:
-        run_playbook(
-            SCENARIO.converge, {"redisops_redis_extra_acl_users": users}, tags="redis_server:acl", limit=ops.host
-        )
-        held = {u["name"]: HeldConnection(remote, u["name"], u["password"], f"{u['name']}-{tag}") for u in users}
-        assert [h.opened() for h in held.values()] == ["+OK +PONG"] * 2
-        out = run_playbook(
-            SCENARIO.converge,
-            {"redisops_redis_extra_acl_users": [{**users[0], "enabled": False}]},
-            tags="redis_server:acl",
-            limit=ops.host,
-        )
-        assert "RUNNING HANDLER [redis_server : Apply Redis ACLs live]" in out
-        for name, h in held.items():
-            cut = h.use_again()
-            print(f"{name}: {cut}")
-            assert cut.split()[0] in CUT, (name, cut)
-        assert "WRONGPASS" in remote.out(None, None, "AUTH", users[0]["name"], users[0]["password"])
-    finally:
-        run_playbook(SCENARIO.converge, tags="redis_server:acl", limit=ops.host)
