@@ -85,7 +85,8 @@ def test_rotation_refuses_to_finish_before_the_inventory_holds_the_new_password(
 
 def test_rotation_under_api_load_has_zero_failed_requests(app_host, remote, base_url, ops):
     old = PASSWORDS[USER]
-    loop = ApiLoop(app_host, base_url, "stream")
+    # The roll alone took 5 min on a loaded machine: the loop must outlast it.
+    loop = ApiLoop(app_host, base_url, "stream", seconds=900)
     done = False
     # Two connections logged in with the old password before the rotation (a
     # leaked password in use): one is used again before the finish, one after.
