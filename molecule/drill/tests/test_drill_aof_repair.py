@@ -3,9 +3,14 @@
 Runbook: docs/runbooks/redis-disk-aof.md
 """
 
+import pytest
+
 from redisops_testlib.drill import aof_commands, fingerprint, seed, wait_fsync
 from redisops_testlib.hosts import journal
 from redisops_testlib.redis_cli import admin, delete_keys, ping
+
+# Every test here runs with the checkers' runs recorded (conftest.py: check_runs).
+pytestmark = pytest.mark.usefixtures("check_runs")
 
 AOF_DIR = "/var/lib/redis/appendonlydir"
 PREFIX = "app:aof"
@@ -83,3 +88,13 @@ def test_repair_aof_on_a_healthy_aof_changes_nothing(server, ops):
     assert "was valid: nothing repaired" in out
     assert "changed=0" in out
     assert ping(server) == "PONG"
+
+
+def test_the_aof_was_checked_and_cut_by_the_redis_user_never_root(check_runs):
+    """The AOF is Redis's to write: a parser bug in redis-check-aof fed a crafted file must
+    not run as root. Every run of the repair drills above, --fix included, was the redis user's."""
+    runs = [r for r in check_runs() if r[2].startswith("redis-check-aof")]
+    print(f"redis-check-aof runs: {runs}")
+    assert any(" --fix " in f" {cmd} " for _, _, cmd in runs), runs
+    assert len(runs) >= 4, runs  # damaged: check, --fix, check again; healthy: check
+    assert {user for _, user, _ in runs} == {"redis"}, runs

@@ -8,9 +8,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from redisops_testlib.drill import fingerprint, key_count, seed
 from redisops_testlib.hosts import host_address
 from redisops_testlib.redis_cli import admin
+
+# Every test here runs with the checkers' runs recorded (conftest.py: check_runs).
+pytestmark = pytest.mark.usefixtures("check_runs")
 
 
 def _only_backup(root) -> Path:
@@ -99,3 +104,14 @@ def test_backup_on_one_host_restores_every_key_on_a_new_host(server, new_server,
     remote_new = replace(remote, address=host_address(new_server))
     assert remote_new.out("app_data", users["app_data"]["password"], "GET", "app:move:s:7") == "v7"
     assert admin(new_server, "CONFIG", "GET", "appendonly").splitlines()[-1] == "yes"
+
+
+def test_backups_and_restores_were_checked_by_the_redis_user_never_root(check_runs, server, new_server):
+    """The RDB is Redis's to write: redis-check-rdb must not parse it as root, in a backup
+    (on the host backed up) or a restore (on the host restored), whichever host it is."""
+    runs = [r for r in check_runs() if r[2].startswith("redis-check-rdb")]
+    print(f"redis-check-rdb runs: {runs}")
+    hosts = {host for host, _, _ in runs}
+    assert hosts == {server.backend.get_hostname(), new_server.backend.get_hostname()}, runs
+    assert len(runs) >= 5, runs  # two backups and two restores above, plus the damaged backup's
+    assert {user for _, user, _ in runs} == {"redis"}, runs

@@ -228,15 +228,23 @@ def redis_set(address: str, port: int, user: str, prefix: str, first: int, last:
     return {"acked": acked, "refused": refused}
 
 
-def redis_hold(address: str, port: int, user: str, state: str) -> dict:
-    """AUTH + PING (replies to <state>.ready); once <state>.go appears (120 s at most),
-    PING + SET on the same connection (replies to <state>.result)."""
+def redis_hold(address: str, port: int, user: str, state: str, wait: float = 120) -> dict:
+    """AUTH + PING (replies to <state>.ready); once <state>.go appears (`wait` s at most),
+    PING + SET on the same connection (replies to <state>.result; "(closed)" for a
+    connection the server closed, "(<error>)" for one that failed)."""
     conn = Resp(address, port, user, timeout=5)
     write(state + ".ready", conn.auth + " " + conn.command("PING"))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + wait
     while not os.path.exists(state + ".go") and time.monotonic() < deadline:
         time.sleep(0.1)
-    write(state + ".result", conn.command("PING") + " " + conn.command("SET", "app:acl:held", os.path.basename(state)))
+
+    def reply(*words: str) -> str:
+        try:
+            return conn.command(*words) or "(closed)"
+        except OSError as e:
+            return f"({type(e).__name__})"
+
+    write(state + ".result", reply("PING") + " " + reply("SET", "app:acl:held", os.path.basename(state)))
     return {}
 
 

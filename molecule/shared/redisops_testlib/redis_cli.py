@@ -84,9 +84,9 @@ class RedisCli:
 class HeldConnection:
     """A connection opened now (AUTH + PING) and used again (PING + SET) after a change."""
 
-    def __init__(self, cli: RedisCli, user: str, password: str, tag: str) -> None:
+    def __init__(self, cli: RedisCli, user: str, password: str, tag: str, wait: float = 120) -> None:
         self.host, self.state = cli.host, f"{STATE_DIR}/{tag}"
-        kw = {"address": cli.address, "port": cli.port, "user": user, "state": self.state}
+        kw = {"address": cli.address, "port": cli.port, "user": user, "state": self.state, "wait": wait}
         hold = client_command(cli.host, "redis_hold", {"REDIS_PASSWORD": password}, **kw)
         cli.host.check_output(f"setsid sh -c {shlex.quote(hold)} >{self.state}.log 2>&1 </dev/null &")
 
@@ -98,6 +98,7 @@ class HeldConnection:
         return self._wait(".ready")
 
     def use_again(self) -> str:
-        """PING and SET on the same connection now: their replies ("+PONG +OK")."""
+        """PING and SET on the same connection now: their replies ("+PONG +OK"; "(closed) ..."
+        once the server closed the connection)."""
         self.host.check_output(f"touch {self.state}.go")
         return self._wait(".result")
