@@ -8,13 +8,11 @@ max_requests + jitter / 2).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench-api-stats.py"
 DATA = Path(__file__).resolve().parent / "data"
@@ -23,17 +21,7 @@ TARGET_AT_16 = "proxy (TLS, keep-alive) >= 0.8 x direct at 16 connections"
 BOOT = ["--worker-boot-us", "384000", "--requests-per-boot", "1050"]
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_api_stats", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-stats = load()
+stats = load_script(SCRIPT, "bench_api_stats")
 
 
 def test_report_of_a_recorded_run(capsys):

@@ -8,12 +8,10 @@ the Python version must print the same.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench-redis-stats.py"
 DATA = Path(__file__).resolve().parent / "data"
@@ -21,17 +19,7 @@ RESULTS = DATA / "bench-redis-results.csv"
 ARGS = ["--rounds", "5", "--target", "0.95", "--tests", "SET,GET,INCR,LPUSH,XADD"]
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_redis_stats", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-stats = load()
+stats = load_script(SCRIPT, "bench_redis_stats")
 
 
 @pytest.mark.parametrize("report", ["hardened-vs-stock", "plain-vs-tls"])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "check-proofs.py"
 
@@ -33,17 +31,7 @@ class TestGroup:
 """
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("check_proofs", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-check_proofs = load()
+check_proofs = load_script(SCRIPT, "check_proofs")
 
 
 def repo(tmp_path: Path, doc: str) -> Path:
