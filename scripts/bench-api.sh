@@ -85,57 +85,15 @@ RESULTS=$WORK/results.csv
 : >"$RESULTS"
 export BENCH_API_PKI_DIR=$WORK/pki # local_pki_dir of bench/api/inventory.yml
 
-cleanup() {
-  local rc=$?
-  if [ "$KEEP" = 1 ]; then
-    echo
-    echo "KEEP=1: left running: containers ${HOSTS[*]}, network $NET; raw results in $RESULTS"
-    echo "  podman exec -it $WEB bash      # wrk and curl are installed there"
-    echo "  podman rm -f ${HOSTS[*]} && podman network rm $NET && rm -rf $WORK   # clean up"
-  else
-    podman rm -f -t 0 "${HOSTS[@]}" >/dev/null 2>&1 || true
-    podman network rm "$NET" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/bench-hosts.sh
+. "$ROOT/scripts/lib/bench-hosts.sh"
+trap 'bench_hosts_cleanup "podman exec -it $WEB bash      # wrk and curl are installed there"' EXIT
 trap 'exit 130' INT TERM
 
 # ── Test hosts ────────────────────────────────────────────────────────────────
 "$ROOT/scripts/build-images.sh" "$IMAGE"
-
-# Leftovers of an earlier run (KEEP=1, interrupted): only ever ours, by label.
-for name in "${HOSTS[@]}"; do
-  podman container exists "$name" || continue
-  [ -n "$(podman ps -aq --filter "name=^$name\$" --filter "label=$LABEL")" ] ||
-    die "a container named $name exists without label $LABEL: not touching it"
-  podman rm -f -t 0 "$name" >/dev/null
-done
-if podman network exists "$NET"; then
-  [ -n "$(podman network ls -q --filter "name=^$NET\$" --filter "label=$LABEL")" ] ||
-    die "a network named $NET exists without label $LABEL: not touching it"
-  podman network rm "$NET" >/dev/null
-fi
-
 log "starting ${HOSTS[*]} ($IMAGE) on network $NET"
-podman network create --label "$LABEL" "$NET" >/dev/null
-for name in "${HOSTS[@]}"; do
-  podman run -d --name "$name" --hostname "$name" --label "$LABEL" --network "$NET" \
-    --runtime runc --cgroup-manager=cgroupfs --systemd=always \
-    --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
-    "localhost/$IMAGE-systemd:latest" >/dev/null
-done
-for name in "${HOSTS[@]}"; do
-  # Right after `podman run` systemd may not have its bus yet: retry until it answers.
-  state=
-  for _ in $(seq 100); do
-    state=$(podman exec "$name" systemctl is-system-running --wait 2>/dev/null || true)
-    case $state in running | degraded) break ;; esac
-    sleep 0.3
-  done
-  case $state in running | degraded) ;; *) die "systemd in $name did not finish booting: ${state:-no answer}" ;; esac
-done
+bench_hosts_up
 
 # playbook LOG PLAYBOOK... [-e ...]: a bounded ansible-playbook run, its log kept.
 playbook() {

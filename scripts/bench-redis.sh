@@ -63,7 +63,7 @@ done
 BENCH_PW=$(python3 - "$INV" <<'PY'
 import sys, yaml
 inv = yaml.safe_load(open(sys.argv[1]))
-users = inv["all"]["children"]["redis_servers"]["vars"]["redis_server_acl_users"]
+users = inv["all"]["children"]["redis_servers"]["hosts"]["redisops-bench-redis"]["redisops_redis_extra_acl_users"]
 print(next(u["password"] for u in users if u["name"] == "bench"))
 PY
 )
@@ -72,52 +72,16 @@ WORK=$(mktemp -d "/tmp/$PREFIX.XXXXXX")
 RESULTS=$WORK/results.csv
 : >"$RESULTS"
 
-cleanup() {
-  local rc=$?
-  if [ "$KEEP" = 1 ]; then
-    echo
-    echo "KEEP=1: left running: container $NAME, network $NET; raw results in $RESULTS"
-    echo "  podman exec -it $NAME redis-admin          # hardened, as the admin user"
-    echo "  podman rm -f $NAME && podman network rm $NET && rm -rf $WORK   # clean up"
-  else
-    podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
-    podman network rm "$NET" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/bench-hosts.sh
+. "$ROOT/scripts/lib/bench-hosts.sh"
+HOSTS=("$NAME")
+trap 'bench_hosts_cleanup "podman exec -it $NAME redis-admin          # hardened, as the admin user"' EXIT
 trap 'exit 130' INT TERM
 
 # ── Test host ─────────────────────────────────────────────────────────────────
 "$ROOT/scripts/build-images.sh" "$IMAGE"
-
-# Leftovers of an earlier run (KEEP=1, interrupted): only ever ours, by label.
-if podman container exists "$NAME"; then
-  [ -n "$(podman ps -aq --filter "name=^$NAME\$" --filter "label=$LABEL")" ] ||
-    die "a container named $NAME exists without label $LABEL: not touching it"
-  podman rm -f -t 0 "$NAME" >/dev/null
-fi
-if podman network exists "$NET"; then
-  [ -n "$(podman network ls -q --filter "name=^$NET\$" --filter "label=$LABEL")" ] ||
-    die "a network named $NET exists without label $LABEL: not touching it"
-  podman network rm "$NET" >/dev/null
-fi
-
 log "starting $NAME ($IMAGE) on network $NET"
-podman network create --label "$LABEL" "$NET" >/dev/null
-podman run -d --name "$NAME" --hostname "$NAME" --label "$LABEL" --network "$NET" \
-  --runtime runc --cgroup-manager=cgroupfs --systemd=always \
-  --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
-  "localhost/$IMAGE-systemd:latest" >/dev/null
-# Right after `podman run` systemd may not have its bus yet: retry until it answers.
-state=
-for _ in $(seq 100); do
-  state=$(cx systemctl is-system-running --wait 2>/dev/null || true)
-  case $state in running | degraded) break ;; esac
-  sleep 0.3
-done
-case $state in running | degraded) ;; *) die "systemd in $NAME did not finish booting: ${state:-no answer}" ;; esac
+bench_hosts_up
 
 log "converging the role (playbooks/redis.yml, bench/redis/inventory.yml)"
 if ! ansible-playbook -i "$INV" "$ROOT/playbooks/redis.yml" >"$WORK/converge.log" 2>&1; then
