@@ -22,7 +22,14 @@ def _aof_file(server) -> str:
     manifest = server.file(f"{AOF_DIR}/appendonly.aof.manifest")
     if not manifest.exists:
         return "/var/lib/redis/appendonly.aof"
-    incr = [line.split()[1] for line in manifest.content_string.splitlines() if line.split()[-1] == "i"]
+    # Each line is key value pairs: "file <name> seq <n> type i" on 7.x; 8.x
+    # appends more pairs (start/end offsets), so read the pairs, not positions.
+    entries = [
+        dict(zip(words[::2], words[1::2], strict=False))
+        for words in map(str.split, manifest.content_string.splitlines())
+    ]
+    incr = [entry["file"] for entry in entries if entry.get("type") == "i"]
+    assert incr, f"no incr file in the manifest: {manifest.content_string!r}"
     return f"{AOF_DIR}/{incr[-1]}"
 
 
