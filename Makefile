@@ -19,7 +19,7 @@ MATRIX ?= debian11 debian12 debian13
 LANES ?= "default tls default@debian11 default@debian13 production" "app drill@debian11"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
-        bench-redis bench-api bench-app acl-export wheelhouse test-app-stack smoke clean
+        bench-redis bench-api bench-app acl-export wheelhouse test-app-stack test-monitoring smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -43,15 +43,24 @@ images: deps ## Build the local systemd host images (cached): Debian 11, 12, 13
 LINT_TOOLS := yamllint ansible-lint ruff pytest
 LINT_VENV := $(if $(wildcard $(VENV)/bin/python)$(filter-out $(words $(LINT_TOOLS)),$(words \
 	$(shell command -v $(LINT_TOOLS) 2>/dev/null))),venv)
+# promtool and amtool, extracted from the distribution's packages without
+# installing them (an install would start Prometheus and Alertmanager here).
+PROM_TOOLS := build/tools/bin
+$(PROM_TOOLS)/promtool $(PROM_TOOLS)/amtool:
+	scripts/install-prom-tools.sh
 # ruff (ruff.toml): every Python file outside django_app/, which has its own
 # config and run (make test-app). Both ruff runs report before lint fails.
-lint: $(LINT_VENV) ## yamllint, ansible-lint, argument specs, units, shellcheck, named proofs exist, ruff (outside django_app/)
+lint: $(LINT_VENV) $(PROM_TOOLS)/promtool $(PROM_TOOLS)/amtool ## yamllint, ansible-lint, argument specs, units, shellcheck, named proofs exist, alert rules (promtool, amtool, runbooks), ruff (outside django_app/)
 	yamllint --strict .
 	ansible-lint --profile production
 	python3 scripts/check-argument-specs.py
 	python3 scripts/check-units.py
 	scripts/lint-shell.sh
 	python3 scripts/check-proofs.py
+	$(PROM_TOOLS)/promtool check rules roles/monitoring/files/rules/*.rules.yml
+	$(PROM_TOOLS)/promtool test rules roles/monitoring/tests/rules/*.test.yml
+	python3 scripts/check-alerts.py
+	scripts/check-monitoring-config.sh
 	python3 -m pytest -q -p no:cacheprovider scripts/tests
 	rc=0; ruff check . || rc=1; ruff format --check . || rc=1; exit $$rc
 
@@ -86,6 +95,9 @@ smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless I
 
 test-app-stack: deps venv images wheelhouse ## The full-stack Molecule scenario (redis, web + beat, worker)
 	molecule test -s app
+
+test-monitoring: deps venv images ## The monitoring scenario: exporters, Prometheus, Alertmanager; faults page their runbook
+	molecule test -s monitoring
 
 demo-down: venv ## Remove the demo's local hosts and network
 	ansible-playbook playbooks/local/hosts-down.yml

@@ -226,6 +226,9 @@ USERS: tuple[AclUser, ...] = (
         commands=(
             "+ping",
             "+hello",
+            # The Redis exporter SELECTs the key's database before TYPE/LLEN
+            # (prometheus-redis-exporter's single-key checks).
+            "+select",
             "+info",
             "+latency|latest",
             # Not SLOWLOG GET: it returns the arguments of slow commands,

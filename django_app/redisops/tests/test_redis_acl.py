@@ -231,6 +231,7 @@ def test_monitor_user_reads_lengths_but_not_values(
     client = login(redis_server, "app_monitor")
     assert client.ping()
     assert client.llen("broker:monitor-test") == 1
+    assert client.execute_command("SELECT", 0)
     assert "redis_version" in client.info("server")
     assert isinstance(client.slowlog_len(), int)
     # SLOWLOG GET would return slow commands' arguments: values.

@@ -1,0 +1,83 @@
+"""What another host can reach, and where the monitor user's password is not."""
+
+import pytest
+from testinfra.host import Host
+
+from redisops_testlib.monitoring import http_get
+from redisops_testlib.polling import wait_for
+from redisops_testlib.scenario import Scenario
+
+EXPORTER_PORTS = (9100, 9121)
+MONITORING_PORTS = (9090, 9093)
+
+
+def test_exporter_and_monitoring_ports_refuse_other_hosts(
+    server: Host, prom: Host, outsider: Host, server_ip: str, prom_ip: str
+) -> None:
+    for port in EXPORTER_PORTS:
+        assert http_get(prom, f"http://{server_ip}:{port}/metrics").startswith("200 ")
+        assert "Connection refused" in http_get(outsider, f"http://{server_ip}:{port}/metrics")
+    for port in MONITORING_PORTS:
+        assert http_get(prom, f"http://{prom_ip}:{port}/-/ready").startswith("200 ")
+        for other in (outsider, server):
+            assert "Connection refused" in http_get(other, f"http://{prom_ip}:{port}/-/ready")
+
+
+@pytest.mark.parametrize(("host_name", "ports"), [("server", EXPORTER_PORTS), ("prom", MONITORING_PORTS)])
+def test_daemons_listen_on_the_private_address_only(request: pytest.FixtureRequest, host_name: str, ports) -> None:
+    host = request.getfixturevalue(host_name)
+    address = host.check_output("ip -4 -o addr show dev eth0 scope global").split()[3].split("/")[0]
+    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    for port in ports:
+        assert f"{address}:{port}" in listening
+        assert not {f"0.0.0.0:{port}", f"*:{port}", f"[::]:{port}"} & listening
+    # Alertmanager's cluster (gossip) port is off.
+    assert not [a for a in listening if a.endswith(":9094")]
+
+
+def test_no_password_in_ps_or_unit_properties(server: Host, prom: Host, server_ip: str, scenario: Scenario) -> None:
+    password = scenario.passwords["app_monitor"]
+    # The exporter is logged in (redis_up 1): it has the password, from its file.
+    metrics = http_get(prom, f"http://{server_ip}:9121/metrics")
+    assert "\nredis_up 1\n" in metrics
+    # What ps shows: every process's command line (the minimal host has no procps).
+    ps = server.check_output("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done")
+    assert "prometheus-redis-exporter" in ps
+    assert "--redis.password-file=" in ps
+    assert password not in ps
+    pid = server.check_output("systemctl show -P MainPID prometheus-redis-exporter")
+    # Its environment, read as its own user (root without CAP_SYS_PTRACE may not):
+    # the arguments from /etc/default, no password.
+    environ = server.check_output(
+        f"setpriv --reuid=prometheus --regid=prometheus --init-groups cat /proc/{pid}/environ | tr '\\0' '\\n'"
+    )
+    assert "ARGS=--web.listen-address=" in environ
+    assert password not in environ
+    assert password not in server.check_output("systemctl show prometheus-redis-exporter")
+    secret = server.file("/etc/prometheus-redis-exporter/password.json")
+    assert (secret.user, secret.group, secret.mode) == ("root", "prometheus", 0o640)
+
+
+def test_the_monitor_user_is_refused_config_get(server: Host, scenario: Scenario) -> None:
+    password = scenario.passwords["app_monitor"]
+    auth = f"REDISCLI_AUTH={password} redis-cli --no-auth-warning --user app_monitor"
+    assert server.check_output(f"{auth} PING") == "PONG"
+    refused = server.run(f"{auth} CONFIG GET masterauth")
+    assert "NOPERM" in refused.stdout + refused.stderr
+
+
+def test_the_exporter_reports_the_apps_queue_and_stream_lengths(server: Host, prom: Host, server_ip: str) -> None:
+    server.check_output("redis-admin RPUSH broker:default monitoring-test-1 monitoring-test-2")
+    try:
+        wait_for(
+            lambda: (
+                'redis_key_size{db="db0",key="broker:default"} 2\n'
+                in http_get(prom, f"http://{server_ip}:9121/metrics")
+            ),
+            timeout=30,
+        )
+    finally:
+        server.check_output("redis-admin DEL broker:default")
+    metrics = http_get(prom, f"http://{server_ip}:9121/metrics")
+    for key in ("broker:heavy", "app:stream:events", "app:stream:events:dlq"):
+        assert f'redis_key_size{{db="db0",key="{key}"}} 0\n' in metrics
