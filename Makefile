@@ -87,7 +87,7 @@ smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless I
 test-app-stack: deps venv images wheelhouse ## The full-stack Molecule scenario (redis, web + beat, worker)
 	molecule test -s app
 
-# Not in LANES yet. IMAGE=debian13 puts the HA hosts on Redis 8.x (untested so far).
+# Not in LANES yet. IMAGE=debian13 puts the HA hosts on Redis 8.x.
 test-ha: deps venv images ## The ha Molecule scenario: 3 x (Redis + Sentinel) + a client; replication, failover drills
 	REDISOPS_IMAGE=localhost/$(IMAGE)-systemd:latest molecule test -s ha
 
