@@ -14,9 +14,11 @@ MATRIX ?= debian11 debian12 debian13
 # README claims runs in CI (debian11 = 6.0, debian12 = 7.0, debian13 = 8.x),
 # and the drills on 6.0, the oldest, where the ops procedures branch (single
 # AOF file, XPENDING + XCLAIM in the stream consumer), and last the
-# production example inventory as given (production). One lane:
-# LANES='"default tls app drill production"'.
-LANES ?= "default tls default@debian11 default@debian13 production" "app drill@debian11"
+# production example inventory as given (production), Redis under Sentinel
+# (ha, on 7.0) and the monitoring stack (monitoring). Three lanes: the longest
+# (app + drill) sets the wall time. One lane:
+# LANES='"default tls app drill production ha monitoring"'.
+LANES ?= "default tls default@debian11 production" "app drill@debian11" "default@debian13 monitoring ha"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
         bench-redis bench-api bench-app acl-export wheelhouse test-app-stack test-monitoring test-ha smoke clean
@@ -64,7 +66,7 @@ lint: $(LINT_VENV) $(PROM_TOOLS)/promtool $(PROM_TOOLS)/amtool ## yamllint, ansi
 	python3 -m pytest -q -p no:cacheprovider scripts/tests
 	rc=0; ruff check . || rc=1; ruff format --check . || rc=1; exit $$rc
 
-test-redis: deps venv images wheelhouse ## Molecule scenarios in two lanes side by side (LANES)
+test-redis: deps venv images wheelhouse ## Molecule scenarios in lanes side by side (LANES)
 	scripts/run-scenarios.sh $(LANES)
 
 test-app: deps ## django_app: ruff + pytest against a real redis-server and Celery worker
@@ -99,7 +101,7 @@ test-app-stack: deps venv images wheelhouse ## The full-stack Molecule scenario 
 test-monitoring: deps venv images ## The monitoring scenario: exporters, Prometheus, Alertmanager; faults page their runbook
 	molecule test -s monitoring
 
-# Not in LANES yet. IMAGE=debian13 puts the HA hosts on Redis 8.x.
+# IMAGE=debian13 puts the HA hosts on Redis 8.x.
 test-ha: deps venv images ## The ha Molecule scenario: 3 x (Redis + Sentinel) + a client; replication, failover drills
 	REDISOPS_IMAGE=localhost/$(IMAGE)-systemd:latest molecule test -s ha
 
