@@ -2,8 +2,8 @@
 role configured it, and never without a password: with Redis down and another program
 listening on its port, it fails and that program receives nothing, not even AUTH.
 On the second Redis host (redis-drill-new), which the other drills leave alone after
-the restore drill: first as converged (unix socket), then on another plain port
-without a socket, then back.
+the restore drill: first as converged (unix socket), then on another port without a
+socket, then back. The scenario's Redis serves TLS only: its port is the TLS port.
 
 Runbook: docs/runbooks/redis-down.md
 """
@@ -18,7 +18,9 @@ from redisops_testlib.redis_cli import admin, admin_run, ping
 from redisops_testlib.scenario import scenario_of
 
 SCENARIO = scenario_of(__file__)
-PORT = 6379  # the scenario's plain port
+PORT = SCENARIO.redis_port  # the port Redis serves (TLS, in this scenario)
+# The setting and Redis's config parameter of that port.
+PORT_VAR, PORT_PARAM = ("redis_server_tls_port", "tls-port") if SCENARIO.redis_tls else ("redis_server_port", "port")
 OTHER_PORT = 6390
 TAGS = "redis_server"  # the whole role, on that host only
 
@@ -100,16 +102,16 @@ def test_redis_admin_uses_the_configured_port_when_there_is_no_socket(new_server
     try:
         run_playbook(
             SCENARIO.converge,
-            {"redis_server_unixsocket": "", "redis_server_port": OTHER_PORT},
+            {"redis_server_unixsocket": "", PORT_VAR: OTHER_PORT},
             tags=TAGS,
             limit=new_host,
         )
         # It reaches the Redis on the configured port, authenticated as the admin.
-        assert admin(new_server, "CONFIG", "GET", "port").splitlines()[-1] == str(OTHER_PORT)
+        assert admin(new_server, "CONFIG", "GET", PORT_PARAM).splitlines()[-1] == str(OTHER_PORT)
         assert admin(new_server, "CONFIG", "GET", "unixsocket").splitlines()[1:] in ([], [""])
         assert admin(new_server, "ACL", "WHOAMI") == "admin"
         # Another program on that port, Redis down: nothing sent to it.
         _redis_admin_sends_nothing_to(new_server, OTHER_PORT, f"127.0.0.1:{OTHER_PORT} is not served by redis-server")
     finally:
         run_playbook(SCENARIO.converge, tags=TAGS, limit=new_host)
-    assert admin(new_server, "CONFIG", "GET", "port").splitlines()[-1] == str(PORT)
+    assert admin(new_server, "CONFIG", "GET", PORT_PARAM).splitlines()[-1] == str(PORT)

@@ -9,7 +9,7 @@ from testinfra.host import Host
 from redisops_testlib.api import api_url
 from redisops_testlib.hosts import get_host, host_address, hosts_in_group, server_version
 from redisops_testlib.playbooks import Ops
-from redisops_testlib.redis_cli import RedisCli
+from redisops_testlib.redis_cli import APP_HOST_TLS, RedisCli
 from redisops_testlib.scenario import Scenario, scenario_of
 
 
@@ -62,8 +62,9 @@ def server_ip(server: Host) -> str:
 
 @pytest.fixture(scope="session")
 def remote(client: Host, server_ip: str, scenario: Scenario) -> RedisCli:
-    """redis-cli on the client host, aimed at the server over the network."""
-    return RedisCli(client, server_ip, int(scenario.redis_vars.get("redis_server_port", 6379)))
+    """redis-cli on the client host, aimed at the server over the network; over TLS with
+    the app's files when the scenario's Redis serves TLS only (the client is an app host)."""
+    return RedisCli(client, server_ip, scenario.redis_port, APP_HOST_TLS if scenario.redis_tls else {})
 
 
 @pytest.fixture(scope="session")

@@ -148,18 +148,39 @@ def states(base: str, ids: list[str], ids_from: str = "", timeout: float = 10) -
     return counts
 
 
+def redis_tls(sock: socket.socket, address: str) -> ssl.SSLSocket:
+    """TLS to Redis as the app connects: the CA in REDIS_TLS_CA verified (the certificate
+    names the address), the client certificate in REDIS_TLS_CERT/_KEY when one is given."""
+    context = ssl.create_default_context(cafile=os.environ["REDIS_TLS_CA"])
+    if os.environ.get("REDIS_TLS_CERT"):
+        context.load_cert_chain(os.environ["REDIS_TLS_CERT"], os.environ["REDIS_TLS_KEY"])
+    return context.wrap_socket(sock, server_hostname=address)
+
+
+def tls_hello(address: str, port: int, wait: float = 3) -> str:
+    """A TLS handshake with Redis (redis_tls), then a read before sending anything: what
+    the server said. One that requires a client certificate it did not get sends an
+    alert: its reason (e.g. TLSV13_ALERT_CERTIFICATE_REQUIRED). One that took the client
+    waits for a command: "waiting" (nothing within `wait` s)."""
+    with redis_tls(socket.create_connection((address, port), timeout=10), address) as sock:
+        sock.settimeout(wait)
+        try:
+            return "data" if sock.recv(1) else "closed"
+        except socket.timeout:
+            return "waiting"
+        except ssl.SSLError as e:
+            return e.reason or type(e).__name__
+        except OSError as e:
+            return type(e).__name__
+
+
 class Resp:
     """One Redis connection, RESP by hand (hosts have redis-cli, not redis-py); AUTH first."""
 
     def __init__(self, address: str, port: int, user: str, timeout: float = 10) -> None:
         self.sock = socket.create_connection((address, port), timeout=timeout)
         if os.environ.get("REDIS_TLS_CA"):
-            # TLS as the app connects: the CA verified (the certificate names the
-            # address), the client certificate when one is given.
-            context = ssl.create_default_context(cafile=os.environ["REDIS_TLS_CA"])
-            if os.environ.get("REDIS_TLS_CERT"):
-                context.load_cert_chain(os.environ["REDIS_TLS_CERT"], os.environ["REDIS_TLS_KEY"])
-            self.sock = context.wrap_socket(self.sock, server_hostname=address)
+            self.sock = redis_tls(self.sock, address)
         self.reader = self.sock.makefile("rb")
         self.auth = self.command("AUTH", user, os.environ["REDIS_PASSWORD"])
 
@@ -319,7 +340,7 @@ def flood(base: str, seconds: float, threads: int, state: str) -> dict:
 
 COMMANDS = {
     f.__name__: f
-    for f in (request, loop, burst, states, redis_set, redis_try, redis_hold, connect, slow_clients, flood)
+    for f in (request, loop, burst, states, redis_set, redis_try, redis_hold, connect, tls_hello, slow_clients, flood)
 }
 
 if __name__ == "__main__":

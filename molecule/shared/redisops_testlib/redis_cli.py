@@ -3,7 +3,7 @@ the one way the tests call it), and from a client host over the network (RedisCl
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from testinfra.backend.base import CommandResult
@@ -54,20 +54,33 @@ def delete_keys(host: Host, pattern: str) -> int:
     return int(admin(host, "EVAL", lua, "0", pattern))
 
 
+# The TLS files the django_app role gives an app host (roles/django_app/vars/main.yml), as
+# host_client.py's environment: a client there talks to Redis over TLS as the app does.
+APP_HOST_TLS = {
+    "REDIS_TLS_CA": "/etc/redisops/redis-ca.crt",
+    "REDIS_TLS_CERT": "/etc/redisops/redis-client.crt",
+    "REDIS_TLS_KEY": "/etc/redisops/redis-client.key",
+}
+
+
 @dataclass(frozen=True)
 class RedisCli:
-    """redis-cli on a test host (e.g. the client), aimed at a Redis server over the network."""
+    """redis-cli (and host_client.py) on a test host (e.g. the client), aimed at a Redis
+    server over the network; over TLS with the files `tls` names (APP_HOST_TLS), if any."""
 
     host: Host
     address: str
     port: int
-    extra: tuple[str, ...] = ()  # e.g. the TLS options
+    tls: dict[str, str] = field(default_factory=dict)
 
     def command(self, user: str | None, password: str | None, *args: str, timeout: int = 10) -> str:
         """The shell command; the password in REDISCLI_AUTH, never in argv (timeout: 6.0 hangs on MONITOR)."""
         auth = [] if user is None else ["env", f"REDISCLI_AUTH={password or ''}"]
         argv = [*auth, "timeout", str(timeout), "redis-cli", "--no-auth-warning", "-h", self.address]
-        return shlex.join([*argv, "-p", str(self.port), *self.extra, *(["--user", user] if user else []), *args])
+        tls = ["--tls", "--cacert", self.tls["REDIS_TLS_CA"]] if self.tls else []
+        if self.tls.get("REDIS_TLS_CERT"):
+            tls += ["--cert", self.tls["REDIS_TLS_CERT"], "--key", self.tls["REDIS_TLS_KEY"]]
+        return shlex.join([*argv, "-p", str(self.port), *tls, *(["--user", user] if user else []), *args])
 
     def out(self, user: str | None, password: str | None, *args: str, stdin: str | None = None) -> str:
         """What redis-cli printed, stdout and stderr, stripped."""
@@ -78,7 +91,8 @@ class RedisCli:
         """SET <prefix>:<i> = "value-<i>-" + 200 x, i in [first, last), on one connection:
         {"acked": [i, ...], "refused": {reply: count}}."""
         kw = {"address": self.address, "port": self.port, "user": user, "prefix": prefix}
-        return run_client(self.host, "redis_set", {"REDIS_PASSWORD": password}, **kw, first=first, last=last)
+        env = {"REDIS_PASSWORD": password, **self.tls}
+        return run_client(self.host, "redis_set", env, **kw, first=first, last=last)
 
 
 class HeldConnection:
@@ -87,7 +101,7 @@ class HeldConnection:
     def __init__(self, cli: RedisCli, user: str, password: str, tag: str, wait: float = 120) -> None:
         self.host, self.state = cli.host, f"{STATE_DIR}/{tag}"
         kw = {"address": cli.address, "port": cli.port, "user": user, "state": self.state, "wait": wait}
-        hold = client_command(cli.host, "redis_hold", {"REDIS_PASSWORD": password}, **kw)
+        hold = client_command(cli.host, "redis_hold", {"REDIS_PASSWORD": password, **cli.tls}, **kw)
         cli.host.check_output(f"setsid sh -c {shlex.quote(hold)} >{self.state}.log 2>&1 </dev/null &")
 
     def _wait(self, suffix: str) -> str:

@@ -35,11 +35,24 @@ class Scenario:
         return self.dir / "converge.yml"
 
     def group_vars(self, group: str) -> dict[str, Any]:
-        return self.config["provisioner"]["inventory"]["group_vars"].get(group) or {}
+        return self.config["provisioner"]["inventory"].get("group_vars", {}).get(group) or {}
 
     @property
     def redis_vars(self) -> dict[str, Any]:
         return self.group_vars("redis_servers")
+
+    @property
+    def redis_tls(self) -> bool:
+        """Whether Redis serves TLS only and the app talks to it over TLS (redisops_redis_tls)."""
+        return bool(self.group_vars("all").get("redisops_redis_tls"))
+
+    @property
+    def redis_port(self) -> int:
+        """The port Redis serves other hosts on: the TLS port with redisops_redis_tls (as
+        playbooks/group_vars/all/wiring.yml defaults it), else the plain one."""
+        if self.redis_tls:
+            return int(self.group_vars("all").get("redisops_redis_tls_port", 6380))
+        return int(self.redis_vars.get("redis_server_port", 6379))
 
     @property
     def passwords(self) -> dict[str, str]:
