@@ -38,6 +38,21 @@ lane() {
     return "$rc"
 }
 
+# A scenario's hosts and network have fixed names: two runs of one scenario at
+# once (default and default@debian13 in two lanes) would share, and break, them.
+# Its runs on several images go in one lane, one after the other.
+declare -A lane_of=()
+for ((i = 1; i <= $#; i++)); do
+    for item in ${!i}; do
+        scenario=${item%@*}
+        if [[ -n ${lane_of[$scenario]:-} && ${lane_of[$scenario]} != "$i" ]]; then
+            echo "run-scenarios: $scenario is in lanes ${lane_of[$scenario]} and $i: its runs would share hosts; put them in one lane" >&2
+            exit 2
+        fi
+        lane_of[$scenario]=$i
+    done
+done
+
 pids=()
 for lane_scenarios in "$@"; do
     lane "$lane_scenarios" &

@@ -12,6 +12,7 @@ from redisops_testlib.api import http
 from redisops_testlib.hosts import host_address, run_client
 from redisops_testlib.playbooks import run_playbook
 from redisops_testlib.polling import wait_for
+from redisops_testlib.redis_cli import APP_HOST_TLS
 from redisops_testlib.scenario import REPO
 
 SMOKE = REPO / "django_app" / "redisops" / "management" / "commands" / "smoke.py"
@@ -88,15 +89,14 @@ def test_each_app_process_holds_only_its_own_redis_credentials(web, worker):
 
 
 # Run on an app host with the app's own Python and redis-py: a PING to Redis as the
-# app_budget user, over plain TCP or TLS, with or without the app's client certificate.
+# app_budget user, over plain TCP or over TLS with the app's CA and client certificate.
 PING = """
 import json, sys, redis
 host, port, password, mode = sys.argv[1:5]
 kw = dict(username="app_budget", password=password, socket_timeout=5, socket_connect_timeout=5)
-if mode != "plain":
-    kw.update(ssl=True, ssl_cert_reqs="required", ssl_ca_certs="/etc/redisops/redis-ca.crt")
-if mode == "tls+cert":
-    kw.update(ssl_certfile="/etc/redisops/redis-client.crt", ssl_keyfile="/etc/redisops/redis-client.key")
+if mode == "tls":
+    kw.update(ssl=True, ssl_cert_reqs="required", ssl_ca_certs="/etc/redisops/redis-ca.crt",
+              ssl_certfile="/etc/redisops/redis-client.crt", ssl_keyfile="/etc/redisops/redis-client.key")
 try:
     print(json.dumps(redis.Redis(host=host, port=int(port), **kw).ping()))
 except Exception as exc:
@@ -112,7 +112,8 @@ def _ping(host, address, port, password, mode):
 def test_redis_serves_tls_only_with_client_certificates_on_the_private_address(redis, web, secrets):
     """ss on the Redis host: the TLS port on loopback and the private address, no
     plaintext port anywhere; from the web host: the plaintext port refuses, TLS
-    without the app's client certificate is dropped, with it PING answers."""
+    without the app's client certificate gets the certificate_required alert, with it
+    PING answers."""
     address = host_address(redis)
     assert address.startswith("10.0.20.")
     listening = redis.check_output("ss -Hltn")
@@ -122,6 +123,9 @@ def test_redis_serves_tls_only_with_client_certificates_on_the_private_address(r
     assert run_client(web, "connect", address="prod-redis", port=6379) == "refused"
     password = secrets["vault_redis_passwords"]["app_budget"]
     assert "Connection refused" in _ping(web, "prod-redis", 6379, password, "plain")
-    without_cert = _ping(web, "prod-redis", TLS_PORT, password, "tls")
-    assert without_cert is not True, without_cert
-    assert _ping(web, "prod-redis", TLS_PORT, password, "tls+cert") is True
+    # Verifying Redis but showing no certificate: TLS 1.3's certificate_required
+    # alert before any command (read before sending: the same answer every run).
+    ca_only = {"REDIS_TLS_CA": APP_HOST_TLS["REDIS_TLS_CA"]}
+    refused = run_client(web, "tls_hello", ca_only, address="prod-redis", port=TLS_PORT)
+    assert refused == "TLSV13_ALERT_CERTIFICATE_REQUIRED", refused
+    assert _ping(web, "prod-redis", TLS_PORT, password, "tls") is True

@@ -12,7 +12,7 @@ import yaml
 
 from redisops_testlib.acl_matrix import DRYRUN_DENIED, REAL, as_expected, matrix
 from redisops_testlib.hosts import run_client
-from redisops_testlib.redis_cli import admin
+from redisops_testlib.redis_cli import APP_HOST_TLS, admin
 from redisops_testlib.scenario import REPO
 
 ACL = yaml.safe_load((REPO / "playbooks/group_vars/all/app_redis_acl.yml").read_text())["redisops_app_acl"]
@@ -20,11 +20,7 @@ USERS = {u["name"]: u for u in ACL["users"]}
 # The example adds no user of its own and grants nothing outside the deny list.
 ALLOWED: dict[tuple[str, str], str] = {}
 # As the app connects (roles/django_app: the CA and its client certificate).
-TLS = {
-    "REDIS_TLS_CA": "/etc/redisops/redis-ca.crt",
-    "REDIS_TLS_CERT": "/etc/redisops/redis-client.crt",
-    "REDIS_TLS_KEY": "/etc/redisops/redis-client.key",
-}
+TLS = APP_HOST_TLS
 REDIS, TLS_PORT = "prod-redis", 6380
 
 
