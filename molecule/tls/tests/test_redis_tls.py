@@ -12,13 +12,14 @@ APP = REDIS_VARS["redis_server_acl_users"][0]
 TLS_PORT = REDIS_VARS.get("redis_server_tls_port", 6380)
 PLAIN_PORT = REDIS_VARS.get("redis_server_port", 6379)
 CLIENT_DIR = "/etc/redis-client"
-VERIFIED = ("--tls", "--cacert", f"{CLIENT_DIR}/ca.crt")
+# RedisCli's TLS files (redis-cli --tls --cacert/--cert/--key): verifying the server.
+VERIFIED = {"REDIS_TLS_CA": f"{CLIENT_DIR}/ca.crt"}
 # What redis-cli says when the server drops the connection during the handshake.
 DROPPED = r"Connection reset by peer|Server closed the connection|I/O error"
 
 
-def cli(client, server_ip, port, extra=(), cmd=("PING",)):
-    return RedisCli(client, server_ip, port, extra).out(APP["name"], APP["password"], *cmd)
+def cli(client, server_ip, port, tls=None, cmd=("PING",)):
+    return RedisCli(client, server_ip, port, tls or {}).out(APP["name"], APP["password"], *cmd)
 
 
 def refused_handshake(server, since: str, reason: str) -> None:
@@ -44,19 +45,20 @@ def test_verified_tls_client_works(client, server_ip):
 
 
 def test_tls_client_with_its_certificate_works(client, server_ip):
-    extra = (*VERIFIED, "--cert", f"{CLIENT_DIR}/client.crt", "--key", f"{CLIENT_DIR}/client.key")
-    assert cli(client, server_ip, TLS_PORT, extra, ("SET", "app:tls", "ok")) == "OK"
+    tls = {**VERIFIED, "REDIS_TLS_CERT": f"{CLIENT_DIR}/client.crt", "REDIS_TLS_KEY": f"{CLIENT_DIR}/client.key"}
+    assert cli(client, server_ip, TLS_PORT, tls, ("SET", "app:tls", "ok")) == "OK"
 
 
 def test_client_that_trusts_another_ca_rejects_the_server(client, server_ip):
-    out = cli(client, server_ip, TLS_PORT, ("--tls", "--cacert", f"{CLIENT_DIR}/rogue-ca.crt"))
+    out = cli(client, server_ip, TLS_PORT, {"REDIS_TLS_CA": f"{CLIENT_DIR}/rogue-ca.crt"})
     assert "certificate verify failed" in out
 
 
 def test_server_rejects_client_certificate_from_unknown_ca(server, client, server_ip):
     since = server.check_output("date +@%s")
-    extra = (*VERIFIED, "--cert", f"{CLIENT_DIR}/rogue-client.crt", "--key", f"{CLIENT_DIR}/rogue-client.key")
-    out = cli(client, server_ip, TLS_PORT, extra)
+    rogue = {"REDIS_TLS_CERT": f"{CLIENT_DIR}/rogue-client.crt", "REDIS_TLS_KEY": f"{CLIENT_DIR}/rogue-client.key"}
+    tls = {**VERIFIED, **rogue}
+    out = cli(client, server_ip, TLS_PORT, tls)
     assert re.search(DROPPED, out), out
     refused_handshake(server, since, "certificate verify failed")
 
