@@ -15,12 +15,14 @@ MATRIX ?= debian11 debian12 debian13
 # and the drills on 6.0, the oldest, where the ops procedures branch (single
 # AOF file, XPENDING + XCLAIM in the stream consumer), and last the
 # production example inventory as given (production), Redis under Sentinel
-# (ha, on 7.0) and the monitoring stack (monitoring). Three lanes of about the
-# same length (measured in CI: default x3 ~26 min, app ~26, drill ~18, production
-# ~9, monitoring ~8, ha ~7, tls ~4). A scenario's runs on several images share
-# its host names: they stay in one lane (run-scenarios.sh refuses otherwise).
-# One lane: LANES='"default tls app drill production ha monitoring"'.
-LANES ?= "default default@debian11 default@debian13 ha" "app tls" "drill@debian11 production monitoring"
+# (ha, on 7.0) and the monitoring stack (monitoring). A scenario's runs on
+# several images share its host names: they stay in one lane (run-scenarios.sh
+# refuses otherwise). One lane: LANES='"default tls app drill production ha monitoring"'.
+# `make test` runs lint and the app tests in a lane of their own beside them.
+# Lanes of about the same length, from CI's scenario times (2026-11-29): default
+# x3 ~25 min, app ~26, drill ~19, production ~9, monitoring ~8, ha ~7, tls ~4,
+# lint + app tests ~4.
+LANES ?= "default default@debian11 default@debian13 production" "app tls" "drill@debian11 ha monitoring"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
         bench-redis bench-api bench-app acl-export wheelhouse test-app-stack test-monitoring test-ha smoke clean
@@ -74,7 +76,8 @@ test-redis: deps venv images wheelhouse ## Molecule scenarios in lanes side by s
 test-app: deps ## django_app: ruff + pytest against a real redis-server and Celery worker
 	django_app/scripts/test.sh
 
-test: lint test-app test-redis ## Everything CI runs: lint + app tests + every Molecule scenario
+test: deps venv images wheelhouse $(PROM_TOOLS)/promtool $(PROM_TOOLS)/amtool ## Everything CI runs: lint + app tests + every Molecule scenario, in lanes
+	scripts/run-scenarios.sh "make:lint make:test-app" $(LANES)
 
 drill: deps venv images wheelhouse ## Runbook drills: inject a fault, run the ops playbook, check recovery
 	molecule test -s drill
