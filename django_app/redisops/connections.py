@@ -44,6 +44,18 @@ APP_CLIENT_DEFAULTS: dict[str, Any] = {
     "decode_responses": True,
 }
 
+# Client defaults for every connection to a Sentinel. redis-py copies the
+# socket_* options of the master connection to its Sentinel connections only
+# while sentinel_kwargs is unset; once it carries the Sentinel's credentials,
+# anything not in it is dropped, and a hung Sentinel (accepting, never
+# answering) would hang kombu, Celery's results and the cache forever instead
+# of costing one timeout before the next Sentinel is asked.
+SENTINEL_CLIENT_DEFAULTS: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 2.0,
+    "socket_keepalive": True,
+}
+
 
 @dataclass(frozen=True)
 class RedisTarget:
@@ -61,6 +73,10 @@ class RedisTarget:
     @property
     def is_sentinel(self) -> bool:
         return self.scheme == "sentinel"
+
+    def sentinel_options(self) -> dict[str, Any]:
+        """redis-py's ``sentinel_kwargs``: the timeouts, then the URL's credentials."""
+        return {**SENTINEL_CLIENT_DEFAULTS, **self.sentinel_kwargs}
 
 
 def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
@@ -183,12 +199,7 @@ def client_from_url(
     if not target.is_sentinel:
         return redis.Redis.from_url(url, **opts)
     sentinel = Sentinel(
-        list(target.sentinels),
-        sentinel_kwargs={
-            "socket_connect_timeout": opts["socket_connect_timeout"],
-            "socket_timeout": opts["socket_timeout"],
-            **target.sentinel_kwargs,
-        },
+        list(target.sentinels), sentinel_kwargs=target.sentinel_options()
     )
     return sentinel.master_for(
         target.master_name,
@@ -223,8 +234,7 @@ def celery_url_and_options(url: str, keyprefix: str) -> tuple[str, dict[str, Any
         for host, port in target.sentinels
     )
     options["master_name"] = target.master_name
-    if target.sentinel_kwargs:
-        options["sentinel_kwargs"] = dict(target.sentinel_kwargs)
+    options["sentinel_kwargs"] = target.sentinel_options()
     return celery_url, options
 
 
@@ -250,7 +260,7 @@ def django_cache_config(
             CLIENT_CLASS="django_redis.client.SentinelClient",
             CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
             SENTINELS=list(target.sentinels),
-            SENTINEL_KWARGS=dict(target.sentinel_kwargs) or None,
+            SENTINEL_KWARGS=target.sentinel_options(),
         )
     return {
         "BACKEND": "django_redis.cache.RedisCache",

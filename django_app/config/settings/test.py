@@ -53,9 +53,12 @@ REDIS_TEST_URLS = {
 }
 # The fixtures' own login (flush, restart checks); not an app user.
 REDIS_TEST_ADMIN_URL = f"redis://test_admin:test_admin-pw@127.0.0.1:{REDIS_TEST_PORT}/0"
-# A test may point the app connection of a subprocess at its own server.
-if os.environ.get("REDIS_TEST_APP_URL"):
-    REDIS_TEST_URLS["REDIS_APP_URL"] = os.environ["REDIS_TEST_APP_URL"]
+# A test may point a subprocess's connections at its own server(s):
+# REDIS_TEST_APP_URL replaces REDIS_APP_URL, REDIS_TEST_BROKER_URL the broker's...
+for _name in REDIS_TEST_URLS:
+    _override = os.environ.get(_name.replace("REDIS_", "REDIS_TEST_", 1))
+    if _override:
+        REDIS_TEST_URLS[_name] = _override
 REDIS_URLS = REDIS_TEST_URLS
 REDIS_TLS = None
 _redis = redis_settings(REDIS_URLS, REDIS_TLS)

@@ -40,6 +40,11 @@ from .keys import dlq_name, progress_key
 
 log = logging.getLogger(__name__)
 
+# Backoff while Redis is unreachable (a restart, a Sentinel failover that cut
+# the connection): first wait, doubled up to the cap.
+RECONNECT_FIRST_S = 0.2
+RECONNECT_MAX_S = 5.0
+
 Handler = Callable[["StreamConsumer", str, dict[str, str]], None]
 
 
@@ -179,12 +184,34 @@ class StreamConsumer:
         )
         if on_ready:
             on_ready()
-        self.process_own_pending()
+        backoff = RECONNECT_FIRST_S
+        lost = False
         while not self.stopping:
-            self.claim_stale()
-            if self.stopping:
-                break
-            self.read_new()
+            try:
+                if lost:
+                    # A restarted Redis without persistence has no group.
+                    self.ensure_group()
+                    log.info("consumer %s reconnected", self.consumer)
+                    lost = False
+                self.process_own_pending()
+                while not self.stopping:
+                    self.claim_stale()
+                    if self.stopping:
+                        break
+                    self.read_new()
+                    backoff = RECONNECT_FIRST_S
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # The entry in hand stays pending (not acknowledged): this
+                # consumer's pending list is read again first on reconnect.
+                lost = True
+                log.warning(
+                    "consumer %s lost Redis (%s); reconnecting in %.1fs",
+                    self.consumer,
+                    exc,
+                    backoff,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
         log.info("consumer %s stopped: %s", self.consumer, self.stats)
         return self.stats
 

@@ -36,7 +36,8 @@ def password(user: str) -> str:
 
 
 class RedisProcess:
-    """redis-server on 127.0.0.1:<port>, no persistence, optional ACL users.
+    """redis-server on 127.0.0.1:<port>, no persistence, optional ACL users
+    and ``extra_lines`` of configuration.
 
     With ``acl=True`` the default user is off and the users of
     redisops.redis_acl exist (password '<name>-pw'), plus test_admin (+@all).
@@ -51,11 +52,13 @@ class RedisProcess:
         *,
         acl: bool = True,
         maxmemory: str | None = None,
+        extra_lines: tuple[str, ...] = (),
     ) -> None:
         self.port = port
         self.workdir = Path(workdir)
         self.acl = acl
         self.maxmemory = maxmemory
+        self.extra_lines = extra_lines
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -91,6 +94,7 @@ class RedisProcess:
                 lines.append(
                     f"user {user.name} on >{password(user.name)} {user.rule(version)}"
                 )
+        lines.extend(self.extra_lines)
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     def url(self, user: str | None = ADMIN_USER, db: int = 0) -> str:

@@ -51,10 +51,24 @@ def test_celery_and_cache_settings_for_sentinel() -> None:
     url = "sentinel://u:pw@s1:26379,s2:26380/0?master_name=main"
     broker, options = connections.celery_url_and_options(url, "broker:")
     assert broker == "sentinel://u:pw@s1:26379/0;sentinel://u:pw@s2:26380/0"
-    assert options == {"global_keyprefix": "broker:", "master_name": "main"}
+    timeouts = connections.SENTINEL_CLIENT_DEFAULTS
+    assert options == {
+        "global_keyprefix": "broker:",
+        "master_name": "main",
+        "sentinel_kwargs": timeouts,
+    }
     cache = connections.django_cache_config(url, "cache")
     assert cache["LOCATION"] == "redis://u:pw@main/0"
     assert cache["OPTIONS"]["SENTINELS"] == [("s1", 26379), ("s2", 26380)]
+    assert cache["OPTIONS"]["SENTINEL_KWARGS"] == timeouts
+    # The Sentinel's credentials join the timeouts, never replace them.
+    with_password = f"{url}&sentinel_username=client&sentinel_password=sp"
+    _, options = connections.celery_url_and_options(with_password, "broker:")
+    assert options["sentinel_kwargs"] == {
+        **timeouts,
+        "username": "client",
+        "password": "sp",
+    }
 
 
 def test_redacted_hides_passwords() -> None:

@@ -164,3 +164,34 @@ def test_the_service_caps_its_dead_letters_at_the_setting(spawn) -> None:
         APP_STREAM_DLQ_MAXLEN="7",
     )
     wait_for(lambda: "dead letters kept ~7," in proc.output, what="startup line")
+
+
+def test_consumer_reconnects_after_redis_restart(tmp_path, uid: str) -> None:
+    """Redis restarts under a running consumer (no persistence: the group is
+    gone too): it backs off, recreates its group and applies new entries,
+    instead of dying on the cut connection."""
+    from redisops.tests.redis_proc import RedisProcess, free_port
+
+    server = RedisProcess(free_port(), tmp_path / "own-redis")
+    server.start()
+    try:
+        client = redis.Redis.from_url(
+            server.url("app_data"), decode_responses=True, socket_timeout=5
+        )
+        stream = f"app:stream:restart-{uid}"
+        c = consumer(client, stream, "A")
+        thread = run_in_thread(c)
+        before = produce(client, stream, {"n": "1"}, 1000)
+        wait_for(lambda: before in effects(client, stream), what="entry before")
+        server.restart()
+        after = produce(client, stream, {"n": "2"}, 1000)  # redis-py reconnects
+        wait_for(
+            lambda: after in effects(client, stream),
+            timeout=20,
+            what="the entry written after the restart, applied",
+        )
+        assert thread.is_alive()
+        c.stop()
+        thread.join(10)
+    finally:
+        server.stop()
