@@ -151,7 +151,8 @@ def test_rollback_brings_back_the_previous_version(app_host, base_url, ops):
     run_playbook(REPO / "playbooks" / "site.yml", {"django_app_version": newer}, tags="django_app", limit="app")
     assert http(app_host, "GET", f"{base_url}/version", headers=AUTH)["json"]["version"] == newer
 
-    loop = ApiLoop(app_host, base_url, "stream")
+    # The rollback took over 4 min on a loaded machine: the loop outlasts it.
+    loop = ApiLoop(app_host, base_url, "stream", seconds=900)
     try:
         loop.wait_ok(20)
         out = ops.ok("rollback", limit="all")

@@ -95,7 +95,15 @@ class ApiLoop:
     def wait_ok(self, more: int, timeout: float = 60) -> None:
         """Wait until `more` further requests succeeded."""
         start = self.stats().get("ok", 0)
-        wait_for(lambda: self.stats().get("ok", 0) >= start + more, timeout=timeout)
+
+        def more_ok() -> bool:
+            stats = self.stats()
+            if stats.get("done") and stats.get("ok", 0) < start + more:
+                # Not "not yet": it never will (a slow step outlived the loop's bound).
+                raise RuntimeError(f"the loop ended at its bound before {more} more requests succeeded: {stats}")
+            return stats.get("ok", 0) >= start + more
+
+        wait_for(more_ok, timeout=timeout)
 
     def finish(self, timeout: float = 120) -> dict[str, Any]:
         """Wait until the loop has ended (stop(), or a bound); its statistics."""
