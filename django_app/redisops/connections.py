@@ -18,7 +18,9 @@ TLS (``rediss://``) always verifies the server: its certificate must chain
 to the CA file of ``RedisTls`` and name the URL's host; a client certificate
 and key are sent when given (Redis's ``tls-auth-clients yes``). A
 ``rediss://`` URL without a ``RedisTls`` is refused, never connected
-unverified.
+unverified. A ``sentinel://`` URL given a ``RedisTls`` speaks TLS to the
+Sentinels and to the master they name, verified the same way (the
+certificates must name the addresses the Sentinels report, e.g. IP SANs).
 """
 
 from __future__ import annotations
@@ -74,9 +76,14 @@ class RedisTarget:
     def is_sentinel(self) -> bool:
         return self.scheme == "sentinel"
 
-    def sentinel_options(self) -> dict[str, Any]:
-        """redis-py's ``sentinel_kwargs``: the timeouts, then the URL's credentials."""
-        return {**SENTINEL_CLIENT_DEFAULTS, **self.sentinel_kwargs}
+    def sentinel_options(self, tls: RedisTls | None = None) -> dict[str, Any]:
+        """redis-py's ``sentinel_kwargs``: the timeouts, TLS when given, then
+        the URL's credentials."""
+        return {
+            **SENTINEL_CLIENT_DEFAULTS,
+            **(tls.sentinel_kwargs() if tls else {}),
+            **self.sentinel_kwargs,
+        }
 
 
 def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
@@ -175,12 +182,21 @@ class RedisTls:
             kwargs.update(ssl_certfile=self.cert_file, ssl_keyfile=self.key_file)
         return kwargs
 
+    def sentinel_kwargs(self) -> dict[str, Any]:
+        """The same for a connection with no URL scheme to say TLS: a Sentinel,
+        or a master found through one (redis-py then picks its SSL class)."""
+        return {"ssl": True, **self.redis_kwargs()}
+
 
 def tls_kwargs(url: str, tls: RedisTls | None) -> dict[str, Any]:
     """The TLS arguments for a connection to ``url``: none for plain TCP or a
-    unix socket, ``tls.redis_kwargs()`` for rediss://; ValueError for a
-    rediss:// URL without a CA (never an unverified connection)."""
-    if parse_redis_url(url).scheme != "rediss":
+    unix socket, ``tls.redis_kwargs()`` for rediss://, ``tls.sentinel_kwargs()``
+    for sentinel:// when TLS is configured; ValueError for a rediss:// URL
+    without a CA (never an unverified connection)."""
+    scheme = parse_redis_url(url).scheme
+    if scheme == "sentinel":
+        return tls.sentinel_kwargs() if tls else {}
+    if scheme != "rediss":
         return {}
     if tls is None:
         raise ValueError(
@@ -199,7 +215,7 @@ def client_from_url(
     if not target.is_sentinel:
         return redis.Redis.from_url(url, **opts)
     sentinel = Sentinel(
-        list(target.sentinels), sentinel_kwargs=target.sentinel_options()
+        list(target.sentinels), sentinel_kwargs=target.sentinel_options(tls)
     )
     return sentinel.master_for(
         target.master_name,
@@ -218,11 +234,15 @@ def _credentials(target: RedisTarget) -> str:
     return f"{user}:{password}@"
 
 
-def celery_url_and_options(url: str, keyprefix: str) -> tuple[str, dict[str, Any]]:
+def celery_url_and_options(
+    url: str, keyprefix: str, tls: RedisTls | None = None
+) -> tuple[str, dict[str, Any]]:
     """Celery broker/result URL and transport options for one purpose.
 
     ``keyprefix`` becomes kombu's/Celery's ``global_keyprefix``, so every key and
-    channel the user touches starts with it (see redisops.redis_acl).
+    channel the user touches starts with it (see redisops.redis_acl). ``tls``
+    reaches the Sentinels through ``sentinel_kwargs`` (the master connection
+    gets it from broker_use_ssl / redis_backend_use_ssl: tls_kwargs).
     """
     target = parse_redis_url(url)
     options: dict[str, Any] = {"global_keyprefix": keyprefix}
@@ -234,7 +254,7 @@ def celery_url_and_options(url: str, keyprefix: str) -> tuple[str, dict[str, Any
         for host, port in target.sentinels
     )
     options["master_name"] = target.master_name
-    options["sentinel_kwargs"] = target.sentinel_options()
+    options["sentinel_kwargs"] = target.sentinel_options(tls)
     return celery_url, options
 
 
@@ -260,7 +280,7 @@ def django_cache_config(
             CLIENT_CLASS="django_redis.client.SentinelClient",
             CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
             SENTINELS=list(target.sentinels),
-            SENTINEL_KWARGS=target.sentinel_options(),
+            SENTINEL_KWARGS=target.sentinel_options(tls),
         )
     return {
         "BACKEND": "django_redis.cache.RedisCache",

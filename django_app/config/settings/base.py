@@ -400,8 +400,9 @@ NO_CACHE = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"
 
 
 def check_redis_tls(urls: dict[str, str], tls: connections.RedisTls | None) -> None:
-    """All or nothing: with a CA every TCP URL is rediss:// (none goes out in
-    plain text by mistake), and a rediss:// URL needs the CA."""
+    """All or nothing: with a CA every TCP URL is rediss:// or sentinel://
+    (which then speaks TLS to Sentinels and master), none goes out in plain
+    text by mistake; a rediss:// URL needs the CA."""
     for name, url in urls.items():
         scheme = connections.parse_redis_url(url).scheme
         if scheme == "rediss" and tls is None:
@@ -409,9 +410,9 @@ def check_redis_tls(urls: dict[str, str], tls: connections.RedisTls | None) -> N
                 f"{name} is rediss:// but REDIS_TLS_CA_FILE is not set: the "
                 "server's certificate could not be verified"
             )
-        if scheme in ("redis", "sentinel") and tls is not None:
+        if scheme == "redis" and tls is not None:
             raise ImproperlyConfigured(
-                f"{name} is {scheme}:// (plain text) while REDIS_TLS_CA_FILE is "
+                f"{name} is redis:// (plain text) while REDIS_TLS_CA_FILE is "
                 "set: use rediss:// to Redis's TLS port"
             )
 
@@ -431,13 +432,13 @@ def redis_settings(
             "ACL user's channel rules name it (prefixes separate the purposes)"
         )
     broker_url, broker_opts = (
-        connections.celery_url_and_options(broker, redis_acl.BROKER_PREFIX)
+        connections.celery_url_and_options(broker, redis_acl.BROKER_PREFIX, tls)
         if broker
         else (None, {})
     )
     results = urls.get("REDIS_RESULT_URL")
     result_url, result_opts = (
-        connections.celery_url_and_options(results, redis_acl.RESULTS_PREFIX)
+        connections.celery_url_and_options(results, redis_acl.RESULTS_PREFIX, tls)
         if results
         else (None, {})
     )

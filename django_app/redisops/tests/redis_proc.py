@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import redis
+
 from redisops import redis_acl
+from redisops.tests.tls_pki import client_tls_kwargs, server_tls_lines
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 ADMIN_USER = "test_admin"
@@ -37,7 +40,8 @@ def password(user: str) -> str:
 
 class RedisProcess:
     """redis-server on 127.0.0.1:<port>, no persistence, optional ACL users
-    and ``extra_lines`` of configuration.
+    and ``extra_lines`` of configuration; TLS only with the certificates of
+    ``pki`` (tls_pki.make_pki) when given.
 
     With ``acl=True`` the default user is off and the users of
     redisops.redis_acl exist (password '<name>-pw'), plus test_admin (+@all).
@@ -53,12 +57,14 @@ class RedisProcess:
         acl: bool = True,
         maxmemory: str | None = None,
         extra_lines: tuple[str, ...] = (),
+        pki: Path | None = None,
     ) -> None:
         self.port = port
         self.workdir = Path(workdir)
         self.acl = acl
         self.maxmemory = maxmemory
         self.extra_lines = extra_lines
+        self.pki = pki
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -95,6 +101,8 @@ class RedisProcess:
                     f"user {user.name} on >{password(user.name)} {user.rule(version)}"
                 )
         lines.extend(self.extra_lines)
+        if self.pki:
+            lines.extend(server_tls_lines(self.pki, self.port))
         self.conf_path.write_text("\n".join(lines) + "\n")
 
     def url(self, user: str | None = ADMIN_USER, db: int = 0) -> str:
@@ -110,18 +118,32 @@ class RedisProcess:
             if self.proc.poll() is not None:
                 log = self.workdir / f"redis-{self.port}.log"
                 raise RuntimeError(f"redis-server exited: {log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=0.2
-                ) as s:
-                    s.sendall(b"PING\r\n")
-                    reply = s.recv(64)
-                if reply.startswith((b"+PONG", b"-NOAUTH")):
-                    return
-            except OSError:
-                pass
+            if self._answers():
+                return
             time.sleep(0.02)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def _answers(self) -> bool:
+        try:
+            if self.pki:
+                return bool(self.admin().ping())
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+        except (OSError, redis.RedisError):
+            return False
+
+    def admin(self) -> redis.Redis:
+        """A client as the test's admin user (over TLS when the server is)."""
+        tls = client_tls_kwargs(self.pki) if self.pki else {}
+        return redis.Redis(
+            port=self.port,
+            username=ADMIN_USER,
+            password=password(ADMIN_USER),
+            decode_responses=True,
+            socket_timeout=5,
+            **tls,
+        )
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

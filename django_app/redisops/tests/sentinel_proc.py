@@ -1,6 +1,9 @@
 """A replicated Redis under three Sentinels on loopback, as the redis_server and
 redis_sentinel roles set them up (ACL everywhere, default user off): a master,
-one replica and three ``redis-server --sentinel`` (quorum 2)."""
+one replica and three ``redis-server --sentinel`` (quorum 2). With a ``pki``
+(tls_pki.make_pki, its server certificate naming IP:127.0.0.1, the address
+the Sentinels report) every connection is TLS with client certificates:
+clients', replication's and the Sentinels' own."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 import redis
 
 from redisops.tests.redis_proc import REDIS_SERVER, RedisProcess, free_port, password
+from redisops.tests.tls_pki import client_tls_kwargs, server_tls_lines
 
 # The data nodes' users for replication and Sentinel (roles/redis_server's
 # replication users; the test's copy of their rules).
@@ -41,17 +45,26 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 class SentinelGroup:
     """Master + replica + three Sentinels; ``stop()`` ends them all."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, pki: Path | None = None) -> None:
         self.workdir = workdir
+        self.pki = pki
         first = free_port()
         replica = (*DATA_NODE_USERS, f"replicaof 127.0.0.1 {first}")
         self.nodes = [
             # maxmemory as the role sets one (the app's storage budget needs it).
             RedisProcess(
-                first, workdir / "a", maxmemory="64mb", extra_lines=DATA_NODE_USERS
+                first,
+                workdir / "a",
+                maxmemory="64mb",
+                extra_lines=DATA_NODE_USERS,
+                pki=pki,
             ),
             RedisProcess(
-                free_port(), workdir / "b", maxmemory="64mb", extra_lines=replica
+                free_port(),
+                workdir / "b",
+                maxmemory="64mb",
+                extra_lines=replica,
+                pki=pki,
             ),
         ]
         # A name of its own: django-redis keeps connection pools per process,
@@ -91,6 +104,7 @@ class SentinelGroup:
                     f"user peer on >{password('peer')} &__sentinel__:hello -@all +ping "
                     "+hello +publish +client|setname +sentinel|is-master-down-by-addr",
                     f"user client on >{password('client')} {SENTINEL_CLIENT_RULE}",
+                    *(server_tls_lines(self.pki, port) if self.pki else []),
                 ]
             )
             + "\n"
@@ -104,6 +118,7 @@ class SentinelGroup:
             password=password("admin"),
             decode_responses=True,
             socket_timeout=5,
+            **(client_tls_kwargs(self.pki) if self.pki else {}),
         )
 
     def master_port(self) -> int | None:
@@ -124,7 +139,7 @@ class SentinelGroup:
     def node(self, port: int) -> redis.Redis:
         """The data node on ``port``, as the test's admin user."""
         (node,) = [n for n in self.nodes if n.port == port]
-        return redis.Redis.from_url(node.url(), decode_responses=True)
+        return node.admin()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Every Sentinel knows the two others and a replica whose link to the

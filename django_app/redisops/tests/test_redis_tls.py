@@ -8,7 +8,6 @@ build it, and nothing connects without the CA or the client certificate.
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -22,32 +21,7 @@ from redisops import redis_acl
 from redisops.connections import RedisTls, client_from_url
 from redisops.tests.redis_proc import REDIS_SERVER, free_port, password, server_version
 from redisops.tests.test_settings import PRODUCTION_ENV, run_manage
-
-OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)  # noqa: S603 - fixed binary
-
-
-EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-
-
-def make_pki(folder: Path) -> None:
-    """ca (trusted), rogue-ca (not), server (DNS:localhost only), client."""
-    for ca in ("ca", "rogue-ca"):
-        openssl("req", "-x509", *EC_KEY, "-keyout", f"{ca}.key", "-out", f"{ca}.crt",
-                "-days", "2", "-subj", f"/CN=redisops {ca}", cwd=folder)  # fmt: skip
-    for name, ext in (
-        ("server", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth"),
-        ("client", "extendedKeyUsage=clientAuth"),
-    ):
-        (folder / f"{name}.ext").write_text(ext + "\n")
-        openssl("req", *EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                "-subj", f"/CN={name}", cwd=folder)  # fmt: skip
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt",
-                "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.crt",
-                "-days", "2", "-extfile", f"{name}.ext", cwd=folder)  # fmt: skip
+from redisops.tests.tls_pki import make_pki
 
 
 class TlsRedis:

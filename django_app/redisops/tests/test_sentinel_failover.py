@@ -22,13 +22,15 @@ from kombu.exceptions import OperationalError
 
 from config.settings.base import redis_settings
 from redisops import ratelimit, redis_acl
-from redisops.connections import client_from_url
+from redisops.connections import RedisTls, client_from_url
 from redisops.luascripts import lua_sha
 from redisops.management.commands.smoke import CHECKS
+from redisops.tests import tls_pki
 from redisops.tests.conftest import manage, wait_for
-from redisops.tests.redis_proc import worker_argv
+from redisops.tests.redis_proc import password, worker_argv
 from redisops.tests.sentinel_proc import SentinelGroup
 from redisops.tests.test_smoke import smoke
+from redisops.tests.tls_pki import make_pki
 
 # A hung Sentinel costs its read timeout (connections.SENTINEL_CLIENT_DEFAULTS,
 # 2 s) per new connection; kombu tries a few times, the cache opens one to the
@@ -48,11 +50,39 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
         g.stop()
 
 
+@pytest.fixture(scope="module")
+def tls_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """The same over TLS only: clients, replication and Sentinels, with client
+    certificates required everywhere."""
+    workdir = tmp_path_factory.mktemp("sentinel-tls")
+    pki = workdir / "pki"
+    pki.mkdir()
+    make_pki(pki, server_names="DNS:localhost,IP:127.0.0.1")
+    g = SentinelGroup(workdir, pki=pki)
+    try:
+        g.start()
+        yield g
+    finally:
+        g.stop()
+
+
+def app_tls(group: SentinelGroup) -> RedisTls:
+    """The app's TLS settings: the CA and its client certificate."""
+    pki = group.pki
+    assert pki
+    return RedisTls(
+        str(pki / "ca.crt"), str(pki / "client.crt"), str(pki / "client.key")
+    )
+
+
 class Purposes:
     """One client per purpose, from the settings the app builds for its URLs."""
 
     def __init__(
-        self, group: SentinelGroup, sentinels: list[int] | None = None
+        self,
+        group: SentinelGroup,
+        sentinels: list[int] | None = None,
+        tls: RedisTls | None = None,
     ) -> None:
         urls = {
             user.env: group.url(user.name, sentinels=sentinels)
@@ -65,12 +95,14 @@ class Purposes:
                 "REDIS_APP_URL",
             )
         }
-        self.settings = redis_settings(urls)
-        self.app = client_from_url(self.settings.redis_app_url or "")
+        self.settings = redis_settings(urls, tls)
+        self.app = client_from_url(self.settings.redis_app_url or "", tls)
         self.celery = Celery("sentinel-test", set_as_current=False)
         self.celery.conf.update(
             broker_url=self.settings.celery_broker_url,
             broker_transport_options=self.settings.celery_broker_transport_options,
+            broker_use_ssl=self.settings.celery_broker_use_ssl,
+            redis_backend_use_ssl=self.settings.celery_redis_backend_use_ssl,
             result_backend=self.settings.celery_result_backend,
             result_backend_transport_options=(
                 self.settings.celery_result_backend_transport_options
@@ -95,6 +127,7 @@ class Purposes:
             with Connection(
                 self.settings.celery_broker_url,
                 transport_options=self.settings.celery_broker_transport_options,
+                ssl=self.settings.celery_broker_use_ssl or False,
             ) as conn:
                 queue = conn.SimpleQueue(f"sentinel-{token}")
                 queue.put({"token": token})
@@ -255,6 +288,54 @@ def test_the_stack_passes_smoke_through_sentinel_before_and_after_a_failover(
     for check in CHECKS:
         if check != "beat":
             assert f"ok   {check}:" in out
+
+
+def test_every_purpose_follows_a_failover_over_tls(
+    tls_group: SentinelGroup, uid: str
+) -> None:
+    """With REDIS_TLS_* set, sentinel:// URLs speak TLS to the Sentinels and to
+    the master they name (verified, with the client certificate), before and
+    after a failover."""
+    purposes = Purposes(tls_group, tls=app_tls(tls_group))
+    try:
+        for purpose in PURPOSES:
+            purposes.write(purpose, f"{uid}-before")
+        conn = purposes.app.connection_pool.get_connection()
+        assert type(conn).__name__ == "SentinelManagedSSLConnection"
+        purposes.app.connection_pool.release(conn)
+        new_master = tls_group.failover()
+        for purpose in PURPOSES:
+            retried(
+                lambda p=purpose: purposes.write(p, f"{uid}-after"),
+                FAILOVER_RECOVERY_BOUND,
+            )
+        node = tls_group.node(new_master)
+        for purpose in PURPOSES:
+            key = purposes.key_of(purpose, f"{uid}-after")
+            if key:
+                assert node.exists(key), f"{purpose}: {key} is not on the new master"
+    finally:
+        purposes.close()
+
+
+def test_sentinels_over_tls_refuse_plain_text_and_clients_without_a_certificate(
+    tls_group: SentinelGroup,
+) -> None:
+    port = tls_group.sentinel_ports[0]
+    kwargs = {"port": port, "username": "client", "password": password("client")}
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(**kwargs, socket_timeout=3).ping()
+    pki = tls_group.pki
+    assert pki
+    without_certificate = redis.Redis(
+        **kwargs, ssl=True, ssl_ca_certs=str(pki / "ca.crt"), socket_timeout=3
+    )
+    with pytest.raises(redis.ConnectionError):
+        without_certificate.ping()
+    with_certificate = redis.Redis(
+        **kwargs, **tls_pki.client_tls_kwargs(pki), socket_timeout=3
+    )
+    assert with_certificate.ping()
 
 
 # Last: a stopped Sentinel sits in TILT for 30 s once continued.
