@@ -1,5 +1,7 @@
 """What another host can reach, and where the monitor user's password is not."""
 
+import json
+
 import pytest
 from testinfra.host import Host
 
@@ -147,3 +149,14 @@ def test_the_exporters_tls_files_are_its_users_only(server: Host, scenario: Scen
     ca_only = {"REDIS_TLS_CA": CA}
     refused = run_client(server, "tls_hello", ca_only, address=name, port=scenario.redis_port)
     assert refused == "TLSV13_ALERT_CERTIFICATE_REQUIRED", refused
+
+
+def test_the_local_fact_names_where_prometheus_and_alertmanager_answer(prom: Host, prom_ip: str) -> None:
+    """ansible_local.monitoring, which make demo's summary prints."""
+    fact = json.loads(prom.file("/etc/ansible/facts.d/monitoring.fact").content_string)
+    assert fact == {
+        "prometheus_url": f"http://{prom_ip}:9090/",
+        "alertmanager_url": f"http://{prom_ip}:9093/",
+    }
+    for url in fact.values():
+        assert http_get(prom, f"{url}-/ready").startswith("200 ")
