@@ -89,13 +89,14 @@ test-matrix: deps venv ## The default scenario on Debian 11, 12 and 13 (Redis 6.
 	  REDISOPS_IMAGE=localhost/$$img-systemd:latest molecule test -s default; \
 	done
 
-demo: deps venv images wheelhouse ## Local systemd hosts + playbooks/site.yml + smoke, then print how to reach them
+demo: deps venv images wheelhouse ## Local systemd hosts + playbooks/site.yml (with monitoring) + smoke, then print how to reach them
 	ansible-playbook playbooks/local/hosts-up.yml -e local_image=localhost/$(IMAGE)-systemd:latest
 	ansible-playbook playbooks/local/pki.yml
 	ansible-playbook playbooks/site.yml
 	ansible-playbook playbooks/smoke.yml
 	ansible-playbook playbooks/local/summary.yml
 	ansible-playbook playbooks/local/app-summary.yml
+	ansible-playbook playbooks/local/monitoring-summary.yml
 
 smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless INVENTORY=...)
 	ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/smoke.yml

@@ -1,14 +1,34 @@
 """What another host can reach, and where the monitor user's password is not."""
 
+import json
+
 import pytest
 from testinfra.host import Host
 
+from redisops_testlib.hosts import run_client
 from redisops_testlib.monitoring import http_get
 from redisops_testlib.polling import wait_for
 from redisops_testlib.scenario import Scenario
 
 EXPORTER_PORTS = (9100, 9121)
 MONITORING_PORTS = (9090, 9093)
+# The Redis exporter's TLS files (roles/exporters/vars/main.yml), by its flag.
+EXPORTER_TLS = {
+    "--tls-ca-cert-file": "/etc/prometheus-redis-exporter/tls/ca.crt",
+    "--tls-client-cert-file": "/etc/prometheus-redis-exporter/tls/client.crt",
+    "--tls-client-key-file": "/etc/prometheus-redis-exporter/tls/client.key",
+}
+CA, CERT, KEY = EXPORTER_TLS.values()
+
+
+def monitor_cli(server: Host, scenario: Scenario) -> str:
+    """redis-cli as the monitor user, over TLS with the exporter's files, to the TLS
+    port by the host's name (what the exporter's rediss:// address names)."""
+    tls = f"--cacert {CA} --cert {CERT} --key {KEY}"
+    return (
+        f"REDISCLI_AUTH={scenario.passwords['app_monitor']} redis-cli --no-auth-warning --user app_monitor"
+        f" --tls {tls} -h {server.backend.get_hostname()} -p {scenario.redis_port}"
+    )
 
 
 def test_exporter_and_monitoring_ports_refuse_other_hosts(
@@ -59,10 +79,9 @@ def test_no_password_in_ps_or_unit_properties(server: Host, prom: Host, server_i
 
 
 def test_the_monitor_user_is_refused_config_get(server: Host, scenario: Scenario) -> None:
-    password = scenario.passwords["app_monitor"]
-    auth = f"REDISCLI_AUTH={password} redis-cli --no-auth-warning --user app_monitor"
-    assert server.check_output(f"{auth} PING") == "PONG"
-    refused = server.run(f"{auth} CONFIG GET masterauth")
+    cli = monitor_cli(server, scenario)
+    assert server.check_output(f"{cli} PING") == "PONG"
+    refused = server.run(f"{cli} CONFIG GET masterauth")
     assert "NOPERM" in refused.stdout + refused.stderr
 
 
@@ -81,3 +100,63 @@ def test_the_exporter_reports_the_apps_queue_and_stream_lengths(server: Host, pr
     metrics = http_get(prom, f"http://{server_ip}:9121/metrics")
     for key in ("broker:heavy", "app:stream:events", "app:stream:events:dlq"):
         assert f'redis_key_size{{db="db0",key="{key}"}} 0\n' in metrics
+
+
+def test_the_exporter_scrapes_redis_over_tls_only(server: Host, prom: Host, server_ip: str, scenario: Scenario) -> None:
+    assert scenario.redis_tls
+    tls_port = scenario.redis_port
+    plain_port = int(scenario.redis_vars.get("redis_server_port", 6379))
+    # Redis serves TLS only: the plaintext port is refused, here and from afar.
+    for address in ("127.0.0.1", server_ip):
+        refused = server.run(f"redis-cli -h {address} -p {plain_port} PING")
+        assert "Connection refused" in refused.stdout + refused.stderr
+    # The exporter's one address is the TLS port, and it is logged in there.
+    args = server.check_output("cat /etc/default/prometheus-redis-exporter")
+    assert f"--redis.addr=rediss://{server.backend.get_hostname()}:{tls_port} " in args
+    for flag, path in EXPORTER_TLS.items():
+        assert f"{flag}={path}" in args
+    metrics = http_get(prom, f"http://{server_ip}:9121/metrics")
+    assert "\nredis_up 1\n" in metrics
+
+    # Each scrape's connection, once closed, waits 60 s in TIME-WAIT (Prometheus
+    # scrapes every few seconds): on the TLS port, none on the plain one.
+    def closed(port: int) -> str:
+        return server.check_output(f"ss -Htn state time-wait '( sport = :{port} or dport = :{port} )'")
+
+    assert f":{tls_port}" in wait_for(lambda: closed(tls_port), timeout=30)
+    assert not closed(plain_port)
+
+
+def test_the_exporters_tls_files_are_its_users_only(server: Host, scenario: Scenario) -> None:
+    folder = server.file("/etc/prometheus-redis-exporter/tls")
+    assert (folder.user, folder.group, folder.mode) == ("root", "prometheus", 0o750)
+    for path in EXPORTER_TLS.values():
+        f = server.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "prometheus", 0o640)
+    # Another system user (redis) may not read the key.
+    denied = server.run(f"setpriv --reuid=redis --regid=redis --clear-groups cat {KEY}")
+    assert denied.rc != 0
+    assert "Permission denied" in denied.stderr
+    # Redis takes the exporter's client certificate, and refuses a client without
+    # one: TLS 1.3's certificate_required alert before any command.
+    name = server.backend.get_hostname()
+    own = {
+        "REDIS_TLS_CA": CA,
+        "REDIS_TLS_CERT": CERT,
+        "REDIS_TLS_KEY": KEY,
+    }
+    assert run_client(server, "tls_hello", own, address=name, port=scenario.redis_port) == "waiting"
+    ca_only = {"REDIS_TLS_CA": CA}
+    refused = run_client(server, "tls_hello", ca_only, address=name, port=scenario.redis_port)
+    assert refused == "TLSV13_ALERT_CERTIFICATE_REQUIRED", refused
+
+
+def test_the_local_fact_names_where_prometheus_and_alertmanager_answer(prom: Host, prom_ip: str) -> None:
+    """ansible_local.monitoring, which make demo's summary prints."""
+    fact = json.loads(prom.file("/etc/ansible/facts.d/monitoring.fact").content_string)
+    assert fact == {
+        "prometheus_url": f"http://{prom_ip}:9090/",
+        "alertmanager_url": f"http://{prom_ip}:9093/",
+    }
+    for url in fact.values():
+        assert http_get(prom, f"{url}-/ready").startswith("200 ")
