@@ -56,7 +56,7 @@ def test_the_watched_streams_are_the_apps_streams() -> None:
 def test_the_queue_prefix_and_dead_letter_suffix_are_the_apps() -> None:
     # kombu's global_keyprefix is redis_acl.BROKER_PREFIX, the broker user's
     # key pattern without "*", which the wiring strips.
-    assert "celery_url_and_options(broker, redis_acl.BROKER_PREFIX)" in SETTINGS.read_text()
+    assert "celery_url_and_options(broker, redis_acl.BROKER_PREFIX, tls)" in SETTINGS.read_text()
     assert 'keys=(f"{BROKER_PREFIX}*",)' in REDIS_ACL.read_text()
     assert 'return f"{stream}:dlq"' in STREAM_KEYS.read_text()
     assert "map('regex_replace', '$', ':dlq')" in WIRING.read_text()
