@@ -201,25 +201,34 @@ def retried(action: Callable[[], Any], bound: float) -> int:
             time.sleep(0.2)
 
 
+def follow_a_failover(
+    purposes: Purposes, group: SentinelGroup, uid: str
+) -> dict[str, int]:
+    """Write through every purpose, fail over, write again until it works and
+    check those writes are on the new master; the errors on the way, by purpose."""
+    for purpose in PURPOSES:
+        purposes.write(purpose, f"{uid}-before")
+    new_master = group.failover()
+    errors = {
+        purpose: retried(
+            lambda p=purpose: purposes.write(p, f"{uid}-after"),
+            FAILOVER_RECOVERY_BOUND,
+        )
+        for purpose in PURPOSES
+    }
+    node = group.node(new_master)
+    for purpose in PURPOSES:
+        key = purposes.key_of(purpose, f"{uid}-after")
+        if key:
+            assert node.exists(key), f"{purpose}: {key} is not on the new master"
+    return errors
+
+
 def test_every_purpose_follows_a_failover(group: SentinelGroup, uid: str) -> None:
     purposes = Purposes(group)
     try:
-        for purpose in PURPOSES:
-            purposes.write(purpose, f"{uid}-before")
-        new_master = group.failover()
-        errors = {
-            purpose: retried(
-                lambda p=purpose: purposes.write(p, f"{uid}-after"),
-                FAILOVER_RECOVERY_BOUND,
-            )
-            for purpose in PURPOSES
-        }
+        errors = follow_a_failover(purposes, group, uid)
         print(f"errors before each purpose reached the new master: {errors}")
-        node = group.node(new_master)
-        for purpose in PURPOSES:
-            key = purposes.key_of(purpose, f"{uid}-after")
-            if key:
-                assert node.exists(key), f"{purpose}: {key} is not on the new master"
     finally:
         purposes.close()
 
@@ -298,22 +307,11 @@ def test_every_purpose_follows_a_failover_over_tls(
     after a failover."""
     purposes = Purposes(tls_group, tls=app_tls(tls_group))
     try:
-        for purpose in PURPOSES:
-            purposes.write(purpose, f"{uid}-before")
         conn = purposes.app.connection_pool.get_connection()
         assert type(conn).__name__ == "SentinelManagedSSLConnection"
         purposes.app.connection_pool.release(conn)
-        new_master = tls_group.failover()
-        for purpose in PURPOSES:
-            retried(
-                lambda p=purpose: purposes.write(p, f"{uid}-after"),
-                FAILOVER_RECOVERY_BOUND,
-            )
-        node = tls_group.node(new_master)
-        for purpose in PURPOSES:
-            key = purposes.key_of(purpose, f"{uid}-after")
-            if key:
-                assert node.exists(key), f"{purpose}: {key} is not on the new master"
+        errors = follow_a_failover(purposes, tls_group, uid)
+        print(f"over TLS, errors before each purpose reached the new master: {errors}")
     finally:
         purposes.close()
 
