@@ -1,9 +1,25 @@
-"""Sentinel as another host meets it: closed until configured, no anonymous access,
-and the client user cannot reconfigure or fail over the fleet."""
+"""Sentinel and Redis as other hosts meet them: closed until configured, dropped for a
+host in no allow-list, no anonymous access, and the client user cannot reconfigure or
+fail over the fleet."""
 
 import pytest
+from testinfra.host import Host
 
 from redisops_testlib.ha import Ha
+from redisops_testlib.hosts import get_host, hosts_in_group, run_client
+
+
+@pytest.fixture(scope="module")
+def outsider(scenario) -> Host:
+    """A host on the scenario network in no group and no allow-list, never converged."""
+    return get_host(hosts_in_group(scenario, "outsiders")[0])
+
+
+def _dropped(host: Host, table: str) -> int:
+    """Packets the table's drop rule has counted."""
+    rules = host.check_output(f"nft list table inet {table}")
+    line = next(r for r in rules.splitlines() if "drop" in r)
+    return int(line.split("packets")[1].split()[0])
 
 
 @pytest.mark.converged_state
@@ -23,9 +39,28 @@ def test_sentinel_never_ran_with_the_packaged_config(ha: Ha):
 
 
 @pytest.mark.converged_state
+def test_an_unlisted_host_is_dropped_at_the_sentinel_and_redis_ports(ha: Ha, outsider: Host):
+    # Tried, not read from the rules: the client host connects to each port, the
+    # outsider's connect is dropped (no answer, not even a refusal), and the node's
+    # drop rule counts it.
+    for node in ha.nodes:
+        for port, table in ((26379, "redis_sentinel"), (6379, "redis_server")):
+            assert run_client(ha.client, "connect", address=node.address, port=port, timeout=5) == "open"
+            before = _dropped(node.host, table)
+            tried = run_client(outsider, "connect", address=node.address, port=port, timeout=3)
+            print(f"outsider -> {node.name}:{port}: {tried}")
+            assert tried == "timeout", (node.name, port, tried)
+            assert _dropped(node.host, table) > before, (node.name, table)
+
+
+@pytest.mark.converged_state
 def test_unauthenticated_ping_to_sentinel_gets_noauth(ha: Ha):
+    # From the client host, which the firewalls admit: Sentinel and Redis answer,
+    # and refuse a client that has not authenticated.
     for node in ha.nodes:
         reply = ha.sentinel(node).out(None, None, "PING")
+        assert reply.startswith("NOAUTH Authentication required"), (node.name, reply)
+        reply = ha.redis(node).out(None, None, "PING")
         assert reply.startswith("NOAUTH Authentication required"), (node.name, reply)
 
 

@@ -1,0 +1,117 @@
+"""A Sentinel user's password changed in the inventory goes live with a converge of the
+Sentinel layer (molecule/ha/converge-sentinel.yml runs playbooks/sentinel.yml): the same
+Sentinel processes, the old password refused, the new one accepted, and after the peer
+user's change the Sentinels still log in to each other and reach their quorum."""
+
+import itertools
+import re
+import time
+
+from redisops_testlib.ha import Ha, Node
+from redisops_testlib.playbooks import ansible_playbook
+from redisops_testlib.polling import wait_for
+
+# The scenario's passwords (molecule.yml: ha_sentinel_passwords), three of them changed.
+CHANGED = {
+    "admin": "sentinel-admin-test-pw-02",
+    "peer": "sentinel-peer-test-pw-002",
+    "client": "sentinel-client-test-pw-2",
+}
+
+
+def _user(ha: Ha, role: str) -> str:
+    """The Sentinel ACL user's name (the role's defaults, unless the scenario sets them)."""
+    default = {"admin": "admin", "peer": "sentinel-peer", "client": "sentinel-client"}[role]
+    return ha.vars.get(f"redis_sentinel_{role}_user", default)
+
+
+def _converge(ha: Ha, scenario, passwords: dict[str, str]) -> dict[str, int]:
+    """The Sentinel layer with these Sentinel passwords; changed tasks per host."""
+    proc = ansible_playbook(scenario.dir / "converge-sentinel.yml", {"ha_sentinel_passwords": passwords})
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
+    assert set(recap) >= {n.name for n in ha.nodes}, proc.stdout[-2000:]
+    return recap
+
+
+def _pid(node: Node) -> str:
+    return node.host.check_output("systemctl show -p MainPID --value redis-sentinel")
+
+
+def _ping(ha: Ha, node: Node, role: str, password: str) -> str:
+    """PING to the node's Sentinel from the client host as the role's user: PONG or the error."""
+    return ha.sentinel(node).out(_user(ha, role), password, "PING")
+
+
+def _ckquorum(ha: Ha, node: Node) -> str:
+    return ha.sentinel(node).out("monitor", ha.sentinel_passwords["monitor"], "SENTINEL", "CKQUORUM", ha.master_name)
+
+
+def _peers(node: Node, master: str) -> list[dict[str, str]]:
+    """SENTINEL SENTINELS: this Sentinel's view of the others."""
+    lines = node.host.check_output(f"redis-sentinel-admin SENTINEL SENTINELS {master}").splitlines()
+    pairs = list(zip(lines[0::2], lines[1::2], strict=False))
+    starts = [i for i, (k, _) in enumerate(pairs) if k == "name"] + [len(pairs)]
+    return [dict(pairs[a:b]) for a, b in itertools.pairwise(starts)]
+
+
+def _peer_logins(ha: Ha, node: Node) -> int:
+    """Connections to the node's Sentinel logged in as the peer user."""
+    clients = node.host.check_output("redis-sentinel-admin CLIENT LIST")
+    return clients.count(f" user={_user(ha, 'peer')} ")
+
+
+def _all_talking(ha: Ha) -> bool:
+    """Every Sentinel sees both others up (no s_down) and reaches its quorum."""
+    for node in ha.nodes:
+        peers = _peers(node, ha.master_name)
+        flags = [p["flags"] for p in peers]
+        ok = _ckquorum(ha, node)
+        if len(peers) != len(ha.nodes) - 1 or any("down" in f for f in flags) or not ok.startswith("OK 3 usable"):
+            print(f"{node.name}: peers {flags}, CKQUORUM {ok}")
+            return False
+    return True
+
+
+def test_changed_sentinel_passwords_apply_live_and_the_sentinels_keep_their_quorum(ha: Ha, scenario):
+    original = dict(ha.sentinel_passwords)
+    changed = original | CHANGED
+    assert wait_for(lambda: _all_talking(ha), timeout=60)
+    pids = {n.name: _pid(n) for n in ha.nodes}
+    started = time.monotonic()
+    recap = _converge(ha, scenario, changed)
+    print(f"converge with changed admin, peer and client passwords: {recap} ({time.monotonic() - started:.0f} s)")
+    assert all(recap[n.name] > 0 for n in ha.nodes), recap
+    assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
+    try:
+        for node in ha.nodes:
+            for role, new in CHANGED.items():
+                old_reply = _ping(ha, node, role, original[role])
+                assert "WRONGPASS" in old_reply, (node.name, role, old_reply)
+                assert _ping(ha, node, role, new) == "PONG", (node.name, role)
+        # Every Sentinel drops its peers' connections: they can only come back by
+        # logging in with the password the peer user now accepts, the new one.
+        for node in ha.nodes:
+            node.host.check_output(f"redis-sentinel-admin CLIENT KILL USER {_user(ha, 'peer')}")
+        wait_for(lambda: all(_peer_logins(ha, n) >= len(ha.nodes) - 1 for n in ha.nodes), timeout=60, interval=1)
+        # Past down-after, a peer that could not log in would be s_down; it stays up.
+        hold = 2 * ha.down_after_s + 2
+        deadline, checks = time.monotonic() + hold, 0
+        while time.monotonic() < deadline:
+            assert _all_talking(ha), "a Sentinel lost a peer or its quorum after the peer password change"
+            checks += 1
+        print(f"CKQUORUM OK and no peer down on every Sentinel in {checks} checks over {hold:.0f} s")
+        assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
+        # The change is done: the same inventory again changes nothing.
+        recap = _converge(ha, scenario, changed)
+        print(f"second converge with the changed passwords: {recap}")
+        assert all(recap[n.name] == 0 for n in ha.nodes), recap
+    finally:
+        # Back to the scenario's passwords, for the tests after this one.
+        recap = _converge(ha, scenario, original)
+        print(f"converge back to the scenario's passwords: {recap}")
+    for node in ha.nodes:
+        assert _ping(ha, node, "peer", original["peer"]) == "PONG"
+        assert "WRONGPASS" in _ping(ha, node, "peer", CHANGED["peer"])
+    assert wait_for(lambda: _all_talking(ha), timeout=60)
+    assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
