@@ -1,5 +1,7 @@
-"""A deploy of a new app version, the operator's way, drops no request; a rollback
-refuses hosts that would end on different versions."""
+"""A deploy of a new app version, the operator's way, drops no request; rolling it
+back (docs/runbooks/app-deploy-rollback.md) drops none either; a rollback refuses
+hosts that would end on different versions. In this order: each starts from what
+the one before left."""
 
 from redisops_testlib.api import AUTH, ApiLoop, http, summary
 from redisops_testlib.hosts import hosts_in_group
@@ -72,3 +74,23 @@ def test_rollback_refuses_hosts_that_would_end_on_different_versions(web, worker
     assert f"-> {live}-" in out
     assert http(worker, "GET", f"{base_url}/version")["json"]["version"] == live
     assert worker.file(VENV).linked_to.rsplit("/", 1)[-1].startswith(f"{live}-")
+
+
+def test_rollback_under_load_brings_back_the_previous_version(web, worker, base_url, ops):
+    """The tests above left every host on the deployed release, the one before it
+    installed and recorded: the rollback playbook, as the runbook runs it, brings
+    that one back while a client writes to a stream through the proxy."""
+    ahead = http(worker, "GET", f"{base_url}/version")["json"]["version"]
+    previous = RELEASED if ahead == NEXT else NEXT
+    loop = ApiLoop(worker, base_url, "stream", seconds=900)
+    try:
+        loop.wait_ok(20)
+        out = ops.ok("rollback", limit="all")
+        assert f"runs {previous}-" in out, out[-3000:]
+        loop.wait_ok(20)
+    finally:
+        stats = loop.stop()
+    assert http(worker, "GET", f"{base_url}/version", headers=AUTH)["json"]["version"] == previous
+    assert {h.file(VENV).linked_to.rsplit("/", 1)[-1].split("-")[0] for h in (web, worker)} == {previous}
+    print(f"rollback {ahead} -> {previous}: {summary(stats)}")
+    assert stats["failed"] == 0, stats["errors"][:5]
