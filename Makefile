@@ -23,7 +23,7 @@ MATRIX ?= debian11 debian12 debian13
 # these lanes side by side): default 594 + 537 + 490 s, app 1686 (before it
 # took over the rollback drill, ~+120 s), drill 1690 (~-330 s since), ha ~900,
 # monitoring 668, production ~600, tls ~270; lint 85 + app tests 251 beside.
-LANES ?= "default default@debian11 default@debian13 production tls" "app monitoring" "drill@debian11 ha"
+LANES ?= "default default@debian11 default@debian13 production" "app monitoring" "drill@debian11 ha tls"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
         bench-redis bench-api bench-app acl-export wheelhouse test-app-stack test-monitoring test-ha smoke clean
