@@ -177,7 +177,7 @@ class SentinelGroup:
 
     def failover(self, timeout: float = 30.0) -> int:
         """SENTINEL FAILOVER; return the new master's port once a majority
-        reports it, it answers as master and the old master is its replica.
+        reports it, it answers as master and the old master replicates from it.
         (A forced failover leaves the old master accepting writes until
         Sentinel converts it, up to its 10 s INFO period later: writes it takes
         meanwhile are lost. The switchover playbook pauses them first.)"""
@@ -193,12 +193,21 @@ class SentinelGroup:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             new = self.master_port()
-            if (
-                new
-                and new != old
-                and self.node(new).role()[0] == "master"
-                and self.node(old).role()[0] == "slave"
-            ):
+            try:
+                settled = (
+                    new
+                    and new != old
+                    and self.node(new).role()[0] == "master"
+                    and self.node(old).info("replication").get("master_link_status")
+                    == "up"
+                )
+            except redis.ConnectionError:
+                # Sentinel kills the nodes' client connections (ours too) as it
+                # reconfigures them: not yet.
+                settled = False
+            if settled:
+                # The old master replicates from the new one: Sentinel is done
+                # reconfiguring (and killing client connections) for this failover.
                 return new
             time.sleep(0.1)
         raise RuntimeError("no new master after SENTINEL FAILOVER")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,41 +17,19 @@ import redis
 
 from redisops import redis_acl
 from redisops.connections import RedisTls, client_from_url
-from redisops.tests.redis_proc import REDIS_SERVER, free_port, password, server_version
+from redisops.tests.redis_proc import RedisProcess, free_port, password
 from redisops.tests.test_settings import PRODUCTION_ENV, run_manage
 from redisops.tests.tls_pki import make_pki
 
 
-class TlsRedis:
+class TlsRedis(RedisProcess):
     """redis-server with TLS only on 127.0.0.1:<port>, client certificates
-    required, the default user off and the users of redisops.redis_acl."""
+    required, the default user off and the users of redisops.redis_acl
+    (RedisProcess with the certificates of ``folder``)."""
 
     def __init__(self, folder: Path) -> None:
+        super().__init__(free_port(), folder, maxmemory="64mb", pki=folder)
         self.folder = folder
-        self.port = free_port()
-        version = server_version()
-        users = [
-            f"user {u.name} on >{password(u.name)} {u.rule(version)}"
-            for u in redis_acl.USERS
-        ]
-        conf = [
-            "port 0",
-            f"tls-port {self.port}",
-            "bind 127.0.0.1",
-            f"dir {folder}",
-            'save ""',
-            "appendonly no",
-            f"logfile {folder / 'redis.log'}",
-            f"tls-cert-file {folder / 'server.crt'}",
-            f"tls-key-file {folder / 'server.key'}",
-            f"tls-ca-cert-file {folder / 'ca.crt'}",
-            "tls-auth-clients yes",
-            "maxmemory 64mb",
-            "user default off resetkeys -@all",
-            *users,
-        ]
-        (folder / "redis.conf").write_text("\n".join(conf) + "\n")
-        self.proc = subprocess.Popen([REDIS_SERVER, str(folder / "redis.conf")])  # noqa: S603 - our conf
 
     def tls(self, ca: str = "ca", client: bool = True) -> RedisTls:
         f = self.folder
@@ -63,23 +39,8 @@ class TlsRedis:
             str(f / f"{ca}.crt"), str(f / "client.crt"), str(f / "client.key")
         )
 
-    def url(self, user: str, host: str = "localhost") -> str:
-        return f"rediss://{user}:{password(user)}@{host}:{self.port}/0"
-
-    def wait(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client_from_url(self.url("app_budget"), self.tls()).ping()
-                return
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+    def url(self, user: str | None = "app_data", host: str = "localhost") -> str:
+        return f"rediss://{user}:{password(user or '')}@{host}:{self.port}/0"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +49,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
     make_pki(folder)
     server = TlsRedis(folder)
     try:
-        server.wait()
+        server.start()
         yield server
     finally:
         server.stop()
