@@ -109,7 +109,7 @@ test-monitoring: deps venv images ## The monitoring scenario: exporters, Prometh
 	molecule test -s monitoring
 
 # IMAGE=debian13 puts the HA hosts on Redis 8.x.
-test-ha: deps venv images ## The ha Molecule scenario: 3 x (Redis + Sentinel) + a client; replication, failover drills
+test-ha: deps venv images wheelhouse ## The ha Molecule scenario: 3 x (Redis + Sentinel) + a client running the app; replication, failover drills
 	REDISOPS_IMAGE=localhost/$(IMAGE)-systemd:latest molecule test -s ha
 
 demo-down: venv ## Remove the demo's local hosts and network

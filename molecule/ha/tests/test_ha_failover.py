@@ -1,12 +1,12 @@
 """Replication and failover on three Redis + Sentinel nodes, in order: replication,
-NOREPLICAS past the lag bound, kill -9 of the master, the old master's rejoin and
-restart, then a converge that must change nothing."""
+NOREPLICAS past the lag bound, kill -9 of the master, the app's smoke on the new
+master, the old master's rejoin and restart, then a converge that must change nothing."""
 
 import itertools
 import re
 import time
 
-from redisops_testlib.ha import Ha, Node, RoleSampler
+from redisops_testlib.ha import Ha, Node, RoleSampler, app_pids, app_smoke
 from redisops_testlib.playbooks import ansible_playbook
 from redisops_testlib.polling import wait_for
 
@@ -20,6 +20,8 @@ def _master(ha: Ha) -> Node:
 
 # The master killed by the failover test, for the tests after it.
 _killed: dict[str, Node] = {}
+# The app's units (MainPID each) before that failover.
+_app_before: dict[str, str] = {}
 
 
 def _pid(node: Node) -> str:
@@ -71,6 +73,8 @@ def test_kill_9_of_the_master_elects_exactly_one_new_master(ha: Ha):
     assert ha.app(old, "SET", "app:ha:before-failover", "kept") == "OK"
     # Acknowledged by both replicas before the crash (WAIT), so a failover keeps it.
     assert old.host.check_output("redis-admin WAIT 2 5000") == "2"
+    # Every app unit running (those that exited on NOREPLICAS above are back).
+    _app_before.update(wait_for(lambda: app_pids(ha.client), timeout=60))
     old.host.check_output(f"kill -9 {_pid(old)}")
     _killed["master"] = old
     killed = time.monotonic()
@@ -88,6 +92,13 @@ def test_kill_9_of_the_master_elects_exactly_one_new_master(ha: Ha):
     other = next(n for n in live if n != new)
     wait_for(lambda: ha.replication(other).get("master_host") == new.address, timeout=30)
     wait_for(lambda: ha.app(new, "SET", "app:ha:after-failover", "v") == "OK", timeout=30)
+
+
+def test_the_app_passes_smoke_after_the_failover_without_a_restart(ha: Ha):
+    # Every process asks the Sentinels again: the same processes, on the new master.
+    assert _killed["master"] != _master(ha)
+    app_smoke()
+    assert app_pids(ha.client) == _app_before, "no app unit restarted"
 
 
 def test_the_crashed_master_rejoins_as_a_replica(ha: Ha):

@@ -1,23 +1,82 @@
 """The planned switchover (playbooks/ops/redis-switchover.yml, runbook
 docs/runbooks/redis-failover.md), after the failover tests: one new master, the old
-one replicates from it, data kept."""
+one replicates from it, data kept; under the app's API load (through the proxy and
+gunicorn on the client host) and a writer straight at the old master."""
 
+import shlex
 import time
 
-from redisops_testlib.ha import Ha
+from redisops_testlib.api import ApiLoop, api_url, summary, task_states
+from redisops_testlib.ha import Ha, Node
+from redisops_testlib.hosts import STATE_DIR, write_file
 from redisops_testlib.playbooks import Ops
 from redisops_testlib.polling import wait_for
 
 
-def test_switchover_playbook_moves_the_master_and_the_old_one_follows(ha: Ha):
+class DirectWriter:
+    """SET app:ha:sw:<i> on one node's address (no Sentinel: what a client still
+    connected to the old master does), every 20 ms, one redis-cli each: one line per
+    write, "<epoch ms> <i> <first line of the reply>"."""
+
+    def __init__(self, ha: Ha, node: Node) -> None:
+        self.ha, self.path = ha, f"{STATE_DIR}/direct-writes"
+        script = (
+            f"i=0; while [ ! -e {self.path}.stop ]; do i=$((i+1));"
+            f" r=$(REDISCLI_AUTH=$PW timeout 3 redis-cli --no-auth-warning -h {node.address} --user app"
+            f' SET app:ha:sw:$i $i 2>&1 | head -n 1); echo "$(date +%s%3N) $i $r" >>{self.path}; sleep 0.02; done'
+        )
+        write_file(ha.client, f"{self.path}.sh", script)
+        ha.client.check_output(f"rm -f {self.path} {self.path}.stop")
+        env = f"PW={shlex.quote(ha.extra_users['app'])}"
+        ha.client.check_output(f"{env} setsid bash {self.path}.sh >/dev/null 2>&1 </dev/null &")
+
+    def stop(self) -> list[tuple[int, str, str]]:
+        self.ha.client.check_output(f"touch {self.path}.stop")
+        time.sleep(4)
+        lines = self.ha.client.file(self.path).content_string.splitlines()
+        return [(int(ms), i, " ".join(rest)) for ms, i, *rest in (ln.split() for ln in lines if ln)]
+
+
+def _missing(ha: Ha, node: Node, ids: list[str]) -> list[str]:
+    """The ids whose key app:ha:sw:<id> the node lacks (one EXISTS per 200 keys, then per key)."""
+    missing = []
+    for chunk in (ids[k : k + 200] for k in range(0, len(ids), 200)):
+        if ha.app(node, "EXISTS", *[f"app:ha:sw:{i}" for i in chunk]) != str(len(chunk)):
+            missing += [i for i in chunk if ha.app(node, "EXISTS", f"app:ha:sw:{i}") != "1"]
+    return missing
+
+
+def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
     before = wait_for(ha.agreed_master, timeout=60)
     assert ha.app(before, "SET", "app:ha:before-switchover", "kept") == "OK"
     assert before.host.check_output("redis-admin WAIT 2 5000") == "2"
-    started = time.monotonic()
-    out = Ops(before.name).ok("redis-switchover", limit="redis_sentinels")
-    took = time.monotonic() - started
+    base = api_url(ha.client.backend.hostname)
+    streams = ApiLoop(ha.client, base, "stream", seconds=300)
+    tasks = ApiLoop(ha.client, base, "task", seconds=300)
+    writer = DirectWriter(ha, before)
+    try:
+        streams.wait_ok(20)
+        tasks.wait_ok(20)
+        started_ms = int(ha.client.check_output("date +%s%3N"))
+        started = time.monotonic()
+        out = Ops(before.name).ok("redis-switchover", limit="redis_sentinels")
+        took = time.monotonic() - started
+        streams.wait_ok(20)
+        tasks.wait_ok(20)
+    finally:
+        writes = writer.stop()
+        stream_stats, task_stats = streams.stop(), tasks.stop()
     after = wait_for(ha.agreed_master, timeout=30)
     print(f"SWITCHOVER: {before.name} -> {after.name}, playbook {took:.1f} s")
+    print(f"API under the switchover: stream {summary(stream_stats)}; tasks {summary(task_stats)}")
+    acked = [i for _, i, reply in writes if reply == "OK"]
+    acked_late = [i for ms, i, reply in writes if reply == "OK" and ms >= started_ms]
+    refused = sorted({(r.split() or ["(no reply)"])[0] for ms, _, r in writes if r != "OK" and ms >= started_ms})
+    missing = _missing(ha, after, acked)
+    print(
+        f"direct writes to the old master: {len(writes)} sent, {len(acked)} acknowledged"
+        f" ({len(acked_late)} after the switchover started), refused after it: {refused}, lost: {len(missing)}"
+    )
     assert after != before
     assert "the old master replicates from the new one" in out
     assert ha.masters() == [after.name]
@@ -25,7 +84,18 @@ def test_switchover_playbook_moves_the_master_and_the_old_one_follows(ha: Ha):
     assert info["role"] == "slave", info
     assert info["master_host"] == after.address, info
     assert ha.app(after, "GET", "app:ha:before-switchover") == "kept"
-    assert ha.app(after, "SET", "app:ha:after-switchover", "v") == "OK"
+    # A request whose paused connection the switchover drops gets 503, never a 500 or
+    # no answer: the app's Sentinel clients do not retry yet (redis-py gives clients
+    # built on a Sentinel pool no retries; roles/redis_sentinel/README.md).
+    for stats in (stream_stats, task_stats):
+        assert all(e[2] == 503 for e in stats.get("errors", [])), stats.get("errors")
+    assert acked_late, "the writer ran during the switchover"
+    assert missing == [], f"acknowledged by the old master, missing on the new one: {missing[:20]}"
+    # Every task the API accepted ran: none was lost with the broker's switch.
+    states = wait_for(
+        lambda: (s := task_states(ha.client, base, loop=tasks)) and set(s) == {"SUCCESS"} and s, timeout=120
+    )
+    print(f"tasks accepted during the switchover: {states}")
 
 
 def test_switchover_refuses_when_a_sentinel_does_not_answer(ha: Ha):

@@ -10,8 +10,9 @@ from typing import Any
 from testinfra.host import Host
 
 from redisops_testlib.hosts import STATE_DIR, get_host, host_address, hosts_in_group, write_file
+from redisops_testlib.playbooks import run_playbook
 from redisops_testlib.redis_cli import RedisCli
-from redisops_testlib.scenario import Scenario
+from redisops_testlib.scenario import REPO, Scenario
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,25 @@ class RoleSampler:
         self.ha.client.check_output(f"touch {self.path}.stop")
         time.sleep(0.5)
         return [line.split() for line in self.ha.client.file(self.path).content_string.splitlines() if line]
+
+
+def app_pids(host: Host) -> dict[str, str]:
+    """MainPID of every unit of the app on an app host (web, workers, beat, consumers);
+    AssertionError ("not yet" for wait_for) while one is not running, e.g. in its restart
+    delay."""
+    units = host.check_output("systemctl list-units --type=service --all --no-legend --plain 'redisops-*'")
+    names = [line.split()[0] for line in units.splitlines() if line.strip()]
+    states = {
+        n: dict(line.split("=", 1) for line in host.check_output(f"systemctl show -p SubState,MainPID {n}").split())
+        for n in names
+    }
+    assert names, "no app unit"
+    assert all(s["SubState"] == "running" for s in states.values()), states
+    return {n: s["MainPID"] for n, s in states.items()}
+
+
+def app_smoke() -> str:
+    """playbooks/smoke.yml: beat's heartbeat, /readyz through the proxy, manage.py smoke."""
+    out = run_playbook(REPO / "playbooks" / "smoke.yml")
+    assert "smoke: all checks passed" in out, out[-3000:]
+    return out
