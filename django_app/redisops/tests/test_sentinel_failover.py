@@ -233,6 +233,24 @@ def test_every_purpose_follows_a_failover(group: SentinelGroup, uid: str) -> Non
         purposes.close()
 
 
+def test_a_dropped_connection_costs_the_app_client_a_retry_not_an_error(
+    group: SentinelGroup, uid: str
+) -> None:
+    """What a switchover does to the old master's clients (CLIENT KILL): the
+    next command on the dropped connection is sent again on a new one, found
+    through the Sentinels, instead of failing the request (redis-py's default
+    retry: 3 attempts with backoff, also for a client built by master_for)."""
+    purposes = Purposes(group)
+    try:
+        purposes.write("app", f"{uid}-1")  # the pool now holds a connection
+        (user,) = [u.name for u in redis_acl.USERS if u.env == "REDIS_APP_URL"]
+        master = group.node(group.master_port() or 0)
+        assert master.client_kill_filter(user=user) >= 1
+        purposes.write("app", f"{uid}-2")
+    finally:
+        purposes.close()
+
+
 def test_the_limiters_survive_noscript_on_a_new_master(
     group: SentinelGroup, uid: str
 ) -> None:
