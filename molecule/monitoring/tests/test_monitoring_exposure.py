@@ -1,6 +1,8 @@
 """What another host can reach, and where the monitor user's password is not."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from testinfra.host import Host
@@ -149,6 +151,17 @@ def test_the_exporters_tls_files_are_its_users_only(server: Host, scenario: Scen
     ca_only = {"REDIS_TLS_CA": CA}
     refused = run_client(server, "tls_hello", ca_only, address=name, port=scenario.redis_port)
     assert refused == "TLSV13_ALERT_CERTIFICATE_REQUIRED", refused
+
+
+def test_the_exporter_shows_its_own_client_certificate_not_the_apps(server: Host) -> None:
+    # The scenario's PKI (prepare.yml): the exporter holds redis-exporter's pair,
+    # not app-client's, so either can be revoked or rotated alone. Redis takes
+    # that certificate (the handshake in the test above).
+    pki = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+    shown = server.file(CERT).content_string.strip()
+    assert shown == (pki / "redis-exporter.crt").read_text().strip()
+    assert shown != (pki / "app-client.crt").read_text().strip()
+    assert server.file(KEY).content_string.strip() == (pki / "redis-exporter.key").read_text().strip()
 
 
 def test_the_local_fact_names_where_prometheus_and_alertmanager_answer(prom: Host, prom_ip: str) -> None:
