@@ -105,7 +105,7 @@ smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless I
 test-app-stack: deps venv images wheelhouse ## The full-stack Molecule scenario (redis, web + beat, worker)
 	molecule test -s app
 
-test-monitoring: deps venv images ## The monitoring scenario: exporters, Prometheus, Alertmanager; faults page their runbook
+test-monitoring: deps venv images wheelhouse ## The monitoring scenario: exporters, Prometheus, Alertmanager, the app; faults page their runbook
 	molecule test -s monitoring
 
 # IMAGE=debian13 puts the HA hosts on Redis 8.x.

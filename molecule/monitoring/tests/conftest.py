@@ -1,5 +1,5 @@
-"""The monitoring scenario: a Redis host with its exporters (server), the
-monitoring host with Prometheus, Alertmanager and the recording webhook
+"""The monitoring scenario: a Redis host with its exporters (server), the app
+host (app: web, beat, workers, consumers), the monitoring host with Prometheus, Alertmanager and the recording webhook
 receiver (prom), an outsider. Fixtures: redisops_testlib.fixtures and below."""
 
 from typing import Any
@@ -18,6 +18,12 @@ pytest_plugins = ["redisops_testlib.fixtures"]
 def prom(scenario: Scenario) -> Host:
     """The monitoring host."""
     return get_host(hosts_in_group(scenario, "monitoring")[0])
+
+
+@pytest.fixture(scope="session")
+def app(scenario: Scenario) -> Host:
+    """The app host: web, beat, workers and consumers."""
+    return get_host(hosts_in_group(scenario, "app_workers")[0])
 
 
 @pytest.fixture(scope="session")

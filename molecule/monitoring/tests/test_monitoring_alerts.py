@@ -1,15 +1,19 @@
-"""Faults injected on the Redis host page the webhook receiver with the
-alert's runbook_url within its `for` plus a few scrape intervals, and resolve
-after the fix; a quiet period after converge pages nobody."""
+"""Faults injected on the Redis and app hosts page the webhook receiver with
+the alert's runbook_url within its `for` plus a few scrape intervals, and
+resolve after the runbook's fix; a quiet period after converge pages nobody."""
 
 import json
+import shlex
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from testinfra.host import Host
 
 from redisops_testlib.monitoring import Receiver, http_get, now
+from redisops_testlib.playbooks import run_playbook
 from redisops_testlib.polling import wait_for
+from redisops_testlib.scenario import REPO, Scenario
 
 RUNBOOKS = "https://github.com/redisops/bundle/blob/main/docs/runbooks/"
 # Above the alert's own timing (for + 2 scrapes + 1 evaluation + group_wait):
@@ -17,6 +21,11 @@ RUNBOOKS = "https://github.com/redisops/bundle/blob/main/docs/runbooks/"
 SLACK = 15
 FILL = "/var/lib/redis/monitoring-test-fill"
 DLQ = "app:stream:events:dlq"
+WORKER = "redisops-worker@default.service"
+BEAT = "redisops-beat.service"
+# Above CeleryQueueBacklog's threshold (500), queued from the operators' shell.
+BACKLOG = 600
+ENQUEUE = f"from redisops.tasks import add; [add.delay(1, 2) for _ in range({BACKLOG})]"
 
 
 def deadline(timing: dict[str, Any], alert: str) -> float:
@@ -30,19 +39,39 @@ def prometheus_api(prom: Host, prom_ip: str, path: str) -> Any:
     return json.loads(body)["data"]
 
 
+def probe_success(prom: Host, prom_ip: str, labels: dict[str, str]) -> str | None:
+    """The last probe_success Prometheus has for the series with `labels`, or None."""
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    result = prometheus_api(prom, prom_ip, "query?query=" + quote(f"probe_success{{{selector}}}"))["result"]
+    return result[0]["value"][1] if result else None
+
+
 def fires_then_resolves(
     receiver: Receiver, timing: dict[str, Any], alert: str, start: float, fix: Any
 ) -> dict[str, Any]:
     """Wait for `alert` firing (within its deadline), apply `fix`, wait for it resolved;
     the firing alert. `fix` runs even when the alert never comes."""
+    return all_fire_then_resolve(receiver, timing, {alert: start}, fix)[alert]
+
+
+def all_fire_then_resolve(
+    receiver: Receiver, timing: dict[str, Any], starts: dict[str, float], fix: Any, resolve_within: float = 60
+) -> dict[str, dict[str, Any]]:
+    """fires_then_resolves for several alerts of one fault: each alert fires within
+    its deadline from its start, then one `fix`, and each resolves; the firing alerts."""
+    fired = {}
     try:
-        arrived, fired = wait_for(lambda: receiver.first(alert, "firing", start), timeout=deadline(timing, alert))
+        for alert, start in starts.items():
+            arrived, fired[alert] = wait_for(
+                lambda a=alert, s=start: receiver.first(a, "firing", s), timeout=deadline(timing, alert)
+            )
+            latency = arrived - start
+            assert latency <= deadline(timing, alert), f"{alert} took {latency:.1f} s"
     finally:
         fixed = now()
         fix()
-    latency = arrived - start
-    assert latency <= deadline(timing, alert), f"{alert} took {latency:.1f} s"
-    wait_for(lambda: receiver.first(alert, "resolved", fixed), timeout=60)
+    for alert in starts:
+        wait_for(lambda a=alert: receiver.first(a, "resolved", fixed), timeout=resolve_within)
     return fired
 
 
@@ -55,8 +84,9 @@ def test_a_quiet_period_after_converge_pages_nobody(prom: Host, prom_ip: str, re
         timeout=90,
     )
     targets = prometheus_api(prom, prom_ip, "targets")["activeTargets"]
-    assert {t["labels"]["job"] for t in targets} == {"node", "redis"}
-    assert len(targets) == 4  # a node exporter on each of 3 hosts, a Redis exporter
+    assert {t["labels"]["job"] for t in targets} == {"node", "redis", "readyz"}
+    # A node exporter on each of 4 hosts, a Redis exporter, the web host's /readyz probe.
+    assert len(targets) == 6
     start = now()
     window = 3 * max(timing["for"].values())
     wait_for(lambda: now() - start >= window, timeout=window + 5, interval=2)
@@ -108,3 +138,62 @@ def test_a_dead_letter_pages_and_resolves_once_emptied(server: Host, receiver: R
     assert fired["labels"]["key"] == "app:stream:events:dlq"
     assert fired["annotations"]["runbook_url"] == f"{RUNBOOKS}stream-lag-dlq.md"
     assert fired["annotations"]["summary"].startswith("Dead-letter stream app:stream:events:dlq holds 1 entries")
+
+
+def test_a_stopped_worker_and_its_backlog_page_and_resolve_after_restart_workers(
+    app: Host, receiver: Receiver, timing: dict
+) -> None:
+    # A worker that is down, and the tasks that pile up meanwhile in its queue:
+    # both page; celery-backlog.md's fix (restart-workers.yml on that host)
+    # starts it, it drains the queue, and both resolve.
+    start = now()
+    app.check_output(f"systemctl stop {WORKER}")
+    app.check_output(f"redisops-manage shell -c {shlex.quote(ENQUEUE)}")
+    queued = now()
+    host = app.backend.get_hostname()
+    fired = all_fire_then_resolve(
+        receiver,
+        timing,
+        {"CeleryWorkerDown": start, "CeleryQueueBacklog": queued},
+        lambda: run_playbook(REPO / "playbooks/ops/restart-workers.yml", limit=host),
+        # The restart, then 600 tasks to run on one process of a shared machine.
+        resolve_within=180,
+    )
+    down, backlog = fired["CeleryWorkerDown"], fired["CeleryQueueBacklog"]
+    assert (down["labels"]["name"], down["labels"]["host"]) == (WORKER, host)
+    assert down["annotations"]["runbook_url"] == f"{RUNBOOKS}celery-backlog.md"
+    assert down["annotations"]["summary"].startswith(f"Celery worker {WORKER} on {host} is not running")
+    assert backlog["labels"]["key"] == "broker:default"
+    assert backlog["annotations"]["runbook_url"] == f"{RUNBOOKS}celery-backlog.md"
+    assert backlog["annotations"]["summary"].startswith("Celery queue broker:default holds ")
+    assert app.service(WORKER).is_running
+
+
+def test_a_stopped_beat_and_the_api_not_ready_page_and_resolve_after_the_beat_playbook(
+    app: Host, prom: Host, prom_ip: str, scenario: Scenario, receiver: Receiver, timing: dict
+) -> None:
+    # Beat down pages; once its heartbeat is older than APP_HEARTBEAT_MAX_AGE,
+    # /readyz fails (beat_heartbeat) and the blackbox probe through the proxy
+    # pages too. celery-beat.md's Fix 1 (api-not-ready.md sends there):
+    # converge beat on its one host; both resolve.
+    host = app.backend.get_hostname()
+    readyz = {"job": "readyz", "host": host}
+    assert wait_for(lambda: probe_success(prom, prom_ip, readyz) == "1", timeout=60)
+    max_age = float(scenario.group_vars("app")["django_app_env"]["APP_HEARTBEAT_MAX_AGE"])
+    start = now()
+    app.check_output(f"systemctl stop {BEAT}")
+    fired = all_fire_then_resolve(
+        receiver,
+        timing,
+        {"CeleryBeatDown": start, "ApiNotReady": start + max_age},
+        lambda: run_playbook(REPO / "playbooks/beat.yml"),
+    )
+    beat, api = fired["CeleryBeatDown"], fired["ApiNotReady"]
+    assert (beat["labels"]["name"], beat["labels"]["host"]) == (BEAT, host)
+    assert beat["annotations"]["runbook_url"] == f"{RUNBOOKS}celery-beat.md"
+    assert beat["annotations"]["summary"].startswith(f"Celery beat on {host} is not running")
+    assert api["labels"]["host"] == host
+    assert api["annotations"]["runbook_url"] == f"{RUNBOOKS}api-not-ready.md"
+    assert api["annotations"]["summary"].startswith(f"The API on {host} answers /readyz not ready")
+    assert app.service(BEAT).is_running
+    assert probe_success(prom, prom_ip, readyz) == "1"

@@ -1,16 +1,20 @@
 """What another host can reach, and where the monitor user's password is not."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from testinfra.host import Host
 
-from redisops_testlib.hosts import run_client
+from redisops_testlib.hosts import host_address, run_client
 from redisops_testlib.monitoring import http_get
 from redisops_testlib.polling import wait_for
 from redisops_testlib.scenario import Scenario
 
 EXPORTER_PORTS = (9100, 9121)
+# The app host's: node, blackbox.
+APP_EXPORTER_PORTS = (9100, 9115)
 MONITORING_PORTS = (9090, 9093)
 # The Redis exporter's TLS files (roles/exporters/vars/main.yml), by its flag.
 EXPORTER_TLS = {
@@ -32,18 +36,24 @@ def monitor_cli(server: Host, scenario: Scenario) -> str:
 
 
 def test_exporter_and_monitoring_ports_refuse_other_hosts(
-    server: Host, prom: Host, outsider: Host, server_ip: str, prom_ip: str
+    server: Host, app: Host, prom: Host, outsider: Host, server_ip: str, prom_ip: str
 ) -> None:
     for port in EXPORTER_PORTS:
         assert http_get(prom, f"http://{server_ip}:{port}/metrics").startswith("200 ")
         assert "Connection refused" in http_get(outsider, f"http://{server_ip}:{port}/metrics")
+    app_ip = host_address(app)
+    for port in APP_EXPORTER_PORTS:
+        assert http_get(prom, f"http://{app_ip}:{port}/metrics").startswith("200 ")
+        assert "Connection refused" in http_get(outsider, f"http://{app_ip}:{port}/metrics")
     for port in MONITORING_PORTS:
         assert http_get(prom, f"http://{prom_ip}:{port}/-/ready").startswith("200 ")
         for other in (outsider, server):
             assert "Connection refused" in http_get(other, f"http://{prom_ip}:{port}/-/ready")
 
 
-@pytest.mark.parametrize(("host_name", "ports"), [("server", EXPORTER_PORTS), ("prom", MONITORING_PORTS)])
+@pytest.mark.parametrize(
+    ("host_name", "ports"), [("server", EXPORTER_PORTS), ("app", APP_EXPORTER_PORTS), ("prom", MONITORING_PORTS)]
+)
 def test_daemons_listen_on_the_private_address_only(request: pytest.FixtureRequest, host_name: str, ports) -> None:
     host = request.getfixturevalue(host_name)
     address = host.check_output("ip -4 -o addr show dev eth0 scope global").split()[3].split("/")[0]
@@ -149,6 +159,17 @@ def test_the_exporters_tls_files_are_its_users_only(server: Host, scenario: Scen
     ca_only = {"REDIS_TLS_CA": CA}
     refused = run_client(server, "tls_hello", ca_only, address=name, port=scenario.redis_port)
     assert refused == "TLSV13_ALERT_CERTIFICATE_REQUIRED", refused
+
+
+def test_the_exporter_shows_its_own_client_certificate_not_the_apps(server: Host) -> None:
+    # The scenario's PKI (prepare.yml): the exporter holds redis-exporter's pair,
+    # not app-client's, so either can be revoked or rotated alone. Redis takes
+    # that certificate (the handshake in the test above).
+    pki = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+    shown = server.file(CERT).content_string.strip()
+    assert shown == (pki / "redis-exporter.crt").read_text().strip()
+    assert shown != (pki / "app-client.crt").read_text().strip()
+    assert server.file(KEY).content_string.strip() == (pki / "redis-exporter.key").read_text().strip()
 
 
 def test_the_local_fact_names_where_prometheus_and_alertmanager_answer(prom: Host, prom_ip: str) -> None:
