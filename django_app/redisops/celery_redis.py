@@ -11,7 +11,8 @@ errors. Here:
   refused ack, reject or delivery record is deferred, in order, and retried
   from the event loop after a bounded, jittered backoff; no BRPOP is sent
   while writes are refused or deferred writes wait; the periodic restore
-  skips a refused round. The message stays unacknowledged meanwhile (the
+  skips a refused round; declaring queues (at the consumer's start) waits
+  until the write is taken. The message stays unacknowledged meanwhile (the
   worker fetches no more than its prefetch), so it is acked once, when
   writes return, and never run twice.
 - RedisBackend / SentinelBackend (``config.celery_app`` maps the ``redis``,
@@ -72,6 +73,12 @@ class WaitingQoS(kombu_redis.QoS):
             "rejecting a task",
         )
 
+    def restore_unacked(self, client: Any = None) -> None:
+        # At shutdown kombu puts back what this worker holds unacked: a task
+        # whose ack is deferred must not go back, so try its ack first.
+        self.channel.flush_deferred(now=True)
+        super().restore_unacked(client)
+
     def restore_visible(self, *args: Any, **kwargs: Any) -> None:
         self.channel.flush_deferred()
         try:
@@ -108,12 +115,12 @@ class WaitingChannelMixin:
                 self._refused(exc, doing)
         self._deferred.append(write)
 
-    def flush_deferred(self) -> bool:
-        """Run the deferred writes, oldest first, once the backoff has passed;
-        True when none is left."""
+    def flush_deferred(self, *, now: bool = False) -> bool:
+        """Run the deferred writes, oldest first, once the backoff has passed
+        (``now``: at once); True when none is left."""
         if not self._deferred:
             return True
-        if time.monotonic() < self._retry_at:
+        if not now and time.monotonic() < self._retry_at:
             return False
         while self._deferred:
             try:
@@ -126,6 +133,18 @@ class WaitingChannelMixin:
             self._deferred.pop(0)
         self.refusals.accepted()
         return True
+
+    def _queue_bind(self, *args: Any, **kwargs: Any) -> Any:
+        # Declaring queues (SADD of a binding) happens when the worker's
+        # consumer starts: nothing runs yet, so it waits here until Redis
+        # takes the write, instead of failing the start.
+        while True:
+            try:
+                return super()._queue_bind(*args, **kwargs)  # type: ignore[misc]
+            except ResponseError as exc:
+                if not is_write_refused(exc):
+                    raise
+                time.sleep(self.refusals.refused(exc, "declaring its queues"))
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         # No fetch while writes are refused (BRPOP is one) or deferred acks

@@ -500,3 +500,70 @@ def test_worker_survives_noreplicas_and_completes_the_task_after(
         warm = result = None
         close_probe(app)
         worker.stop(timeout=30)
+
+
+def test_processes_started_during_an_episode_wait_and_then_work(
+    own_redis: RedisProcess, episode: Episode, spawn
+) -> None:
+    """A worker (declaring its queues), a consumer (creating its group) and a
+    listener (announcing itself) started while writes are refused: they stay
+    up, each logs the episode once, and once writes return a task round trip,
+    a stream entry and a message all go through."""
+    port = str(own_redis.port)
+    episode.start()
+    worker = spawn(
+        worker_argv("INFO", "--hostname", "started-refused@%h"),
+        name="worker",
+        REDISOPS_TEST_REDIS_PORT=port,
+    )
+    consumer = spawn(
+        manage("stream_consumer", "--consumer", "SR", "--block-ms", "200"),
+        name="consumer",
+        REDISOPS_TEST_REDIS_PORT=port,
+    )
+    listener = spawn(
+        manage("pubsub_listener", "--name", "SRL"),
+        name="listener",
+        REDISOPS_TEST_REDIS_PORT=port,
+    )
+    for proc, doing in (
+        (worker, "declaring its queues"),
+        (consumer, "creating the consumer group"),
+        (listener, "recording"),
+    ):
+        warned_or_exited(proc)
+        assert f"while {doing}" in proc.output, proc.output[-3000:]
+    for proc in (worker, consumer, listener):
+        alive_for(proc, 2)
+    episode.end()
+    app = probe_app(own_redis)
+    data = redis.Redis.from_url(own_redis.url("app_data"), decode_responses=True)
+    try:
+        result = app.send_task("redisops.tasks.add", kwargs={"x": 20, "y": 22})
+        assert result.get(timeout=60) == 42, worker.output[-3000:]
+        entry = produce(data, settings.APP_STREAM, {"n": "1"}, 1000)
+        wait_for(
+            lambda: data.hget(effects_key(settings.APP_STREAM), entry),
+            timeout=30,
+            what="the entry applied",
+        )
+        wait_for(lambda: "SRL" in pubsub.listeners(data), timeout=30, what="presence")
+        token = uuid.uuid4().hex
+        assert pubsub.publish(data, "started", token) == 1
+        wait_for(
+            lambda: (
+                [
+                    r["data"]
+                    for r in pubsub.received(data, settings.APP_PUBSUB_RECORD_STREAM, 1)
+                ]
+                == [token]
+            ),
+            timeout=10,
+            what="the message recorded",
+        )
+    finally:
+        result = None
+        close_probe(app)
+    for proc in (worker, consumer, listener):
+        assert proc.popen.poll() is None
+        assert proc.output.count(WARNING_TEXT) == 1, proc.output[-3000:]
