@@ -19,6 +19,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("redisops")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# The redis, rediss and sentinel result backends, with refused writes
+# (NOREPLICAS, READONLY) retried like connection errors (redisops.celery_redis).
+app.loader.override_backends = {
+    "redis": "redisops.celery_redis:RedisBackend",
+    "rediss": "redisops.celery_redis:RedisBackend",
+    "sentinel": "redisops.celery_redis:SentinelBackend",
+}
 app.autodiscover_tasks()
 
 

@@ -258,6 +258,14 @@ def celery_url_and_options(
     return celery_url, options
 
 
+def celery_broker_transport(url: str) -> str:
+    """Celery's ``broker_transport`` for a broker URL: kombu's Redis or
+    Sentinel transport with refused writes waited out (redisops.celery_redis;
+    named, not imported: settings load no Celery code)."""
+    name = "SentinelTransport" if parse_redis_url(url).is_sentinel else "Transport"
+    return f"redisops.celery_redis:{name}"
+
+
 def django_cache_config(
     url: str, key_prefix: str, tls: RedisTls | None = None
 ) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from .clients import app_redis
 from .ratelimit import make_limiter
 from .storage_budget import StorageBudgetExceeded, StorageBudgetUnavailable
+from .write_refusals import MAX_DELAY_S, WHY, refusal_kind
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ def json_error(status: int, error: str, **extra: Any) -> JsonResponse:
 
 class JsonErrorsMiddleware:
     """Turn exceptions escaping a view into JSON: 400 for an oversized body,
-    503 when Redis is unreachable or app data is over its storage budget, 500
-    otherwise; logged, never shown."""
+    503 when Redis is unreachable, refuses writes (NOREPLICAS, READONLY: with
+    Retry-After) or app data is over its storage budget, 500 otherwise;
+    logged, never shown."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -56,6 +58,20 @@ class JsonErrorsMiddleware:
                 exc,
             )
             return json_error(503, "storage budget unavailable")
+        kind = refusal_kind(exc)
+        if kind is not None:
+            # Transient (a replica catching up, a failover): the client may
+            # send the request again shortly.
+            log.warning(
+                "redis refuses writes (%s: %s) on %s %s",
+                kind,
+                WHY[kind],
+                request.method,
+                request.path,
+            )
+            response = json_error(503, f"redis refuses writes: {WHY[kind]}")
+            response["Retry-After"] = str(int(MAX_DELAY_S))
+            return response
         if isinstance(exc, redis.RedisError):
             log.error("redis error on %s %s: %r", request.method, request.path, exc)
             return json_error(503, "redis unavailable")

@@ -9,6 +9,11 @@ The listener records what it received in a capped stream
 (``app:pubsub:received``) so another host can check delivery, and keeps its
 name in the sorted set ``app:pubsub:listeners`` (score: Redis time of its last
 confirmed-alive check) while it is subscribed.
+
+While Redis refuses writes (NOREPLICAS, READONLY: redisops.write_refusals)
+the listener stays subscribed (PUBLISH is no write, messages keep arriving),
+holds what it receives (at most ``record_maxlen``, oldest dropped first, with
+a WARNING) and records it, in order, once writes are accepted again.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from . import redis_acl
+from .write_refusals import WriteRefusals, is_write_refused, refusal_kind
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,12 @@ class Listener:
         self.received = 0
         self.subscriptions = 0  # confirmed (re)subscriptions
         self._stop = threading.Event()
+        # Records not written yet (writes refused), oldest first.
+        self._held: deque[dict[str, str]] = deque(maxlen=record_maxlen)
+        self.dropped = 0
+        self._present_due = False
+        self._next_write = 0.0
+        self.refusals = WriteRefusals(f"pubsub listener {name}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -137,40 +150,91 @@ class Listener:
         try:
             subscribe_confirmed(pubsub, self.pattern)
             self.subscriptions += 1
-            mark_present(client, self.name)
+            self._present_due = True
+            self._flush(client)
             log.info("pubsub listener %s subscribed to %s", self.name, self.pattern)
             last_presence = time.monotonic()
             while not self._stop.is_set():
                 msg = pubsub.get_message(timeout=1.0)
                 if msg and msg["type"] in ("pmessage", "message"):
-                    self._record(client, msg)
+                    self._hold(client, msg)
                 elif msg and msg["type"] in ("psubscribe", "subscribe"):
                     # redis-py reconnected and subscribed again by itself.
                     self.subscriptions += 1
-                    mark_present(client, self.name)
+                    self._present_due = True
                     log.info("pubsub listener %s re-subscribed", self.name)
                 if time.monotonic() - last_presence > PRESENCE_TTL / 3:
                     # Also proves the connection is alive: a dead one raises here.
                     pubsub.ping()
-                    mark_present(client, self.name)
+                    self._present_due = True
                     last_presence = time.monotonic()
-            mark_absent(client, self.name)
+                self._flush(client)
+            try:
+                mark_absent(client, self.name)
+            except redis.ResponseError as exc:
+                if not is_write_refused(exc):
+                    raise
+                # The presence expires by itself (PRESENCE_TTL).
         finally:
             pubsub.close()
             client.close()
 
-    def _record(self, client: redis.Redis, msg: dict[str, Any]) -> None:
+    def _hold(self, client: redis.Redis, msg: dict[str, Any]) -> None:
         self.received += 1
-        record = {
-            "channel": msg["channel"],
-            "data": msg["data"],
-            "listener": self.name,
-            # Redis's clock, like everything else compared across hosts.
-            "received_at": f"{_redis_now(client):.6f}",
-        }
+        if len(self._held) == self._held.maxlen:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:  # the first, then every 1000th
+                log.warning(
+                    "pubsub listener %s holds %d unrecorded messages (writes "
+                    "refused): dropping the oldest (%d so far)",
+                    self.name,
+                    len(self._held),
+                    self.dropped,
+                )
+        self._held.append(
+            {
+                "channel": msg["channel"],
+                "data": msg["data"],
+                "listener": self.name,
+                # Redis's clock (TIME is no write), like everything else
+                # compared across hosts.
+                "received_at": f"{_redis_now(client):.6f}",
+            }
+        )
+
+    def _flush(self, client: redis.Redis) -> None:
+        """Write the presence and the held records, oldest first; while
+        writes are refused, try again after a backoff, without leaving the
+        subscription."""
+        if not (self._held or self._present_due):
+            return
+        if time.monotonic() < self._next_write:
+            return
+        try:
+            if self._present_due:
+                mark_present(client, self.name)
+                self._present_due = False
+            while self._held:
+                self._record(client, self._held[0])
+                record = self._held.popleft()
+                if self.on_message:
+                    self.on_message(record)
+        except redis.ResponseError as exc:
+            kind = refusal_kind(exc)
+            if kind is None:
+                raise
+            if kind == "READONLY":
+                # Connect afresh next time; the subscription stays.
+                client.connection_pool.disconnect(inuse_connections=False)
+            delay = self.refusals.refused(
+                exc, f"recording ({len(self._held)} messages held)"
+            )
+            self._next_write = time.monotonic() + delay
+            return
+        self.refusals.accepted()
+
+    def _record(self, client: redis.Redis, record: dict[str, str]) -> None:
         client.xadd(
             self.record_stream, record, maxlen=self.record_maxlen, approximate=True
         )
-        log.info("pubsub message on %s recorded", msg["channel"])
-        if self.on_message:
-            self.on_message(record)
+        log.info("pubsub message on %s recorded", record["channel"])

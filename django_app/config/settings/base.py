@@ -266,6 +266,15 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 1,
 }
+# Storing a task's state retries connection errors and refused writes
+# (NOREPLICAS, READONLY: redisops.celery_redis) with full jitter, 0.2 s
+# doubling to 5 s: 10 retries wait at most 36 s in all (18 s on average),
+# well inside the soft time limit's margin for a short task. Longer, the
+# state is not stored (BackendStoreError in the worker's log).
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 10
+CELERY_RESULT_BACKEND_BASE_SLEEP_BETWEEN_RETRIES_MS = 200
+CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS = 5000
 # Logging: ours (config.celery_app), not Celery's.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Queues and routes: heavy work has its own queue and workers.
@@ -386,6 +395,7 @@ class RedisSettings(NamedTuple):
     REDIS_URLS assigns every one of them by name."""
 
     celery_broker_url: str | None
+    celery_broker_transport: str | None
     celery_broker_transport_options: dict[str, Any]
     celery_broker_use_ssl: dict[str, Any] | None
     celery_result_backend: str | None
@@ -445,6 +455,10 @@ def redis_settings(
     cache = urls.get("REDIS_CACHE_URL")
     return RedisSettings(
         celery_broker_url=broker_url,
+        # kombu's Redis transport, waiting out refused writes (redisops.celery_redis).
+        celery_broker_transport=(
+            connections.celery_broker_transport(broker) if broker else None
+        ),
         celery_broker_transport_options={
             **broker_opts,
             "visibility_timeout": VISIBILITY_TIMEOUT,
@@ -511,6 +525,7 @@ check_timeouts()
 _redis = redis_settings(REDIS_URLS, REDIS_TLS)
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-url
 CELERY_BROKER_URL = _redis.celery_broker_url
+CELERY_BROKER_TRANSPORT = _redis.celery_broker_transport
 CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
 CELERY_BROKER_USE_SSL = _redis.celery_broker_use_ssl
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html#result-backend

@@ -59,6 +59,7 @@ REDIS_URLS = {
 REDIS_TLS = redis_tls_from_env()
 _redis = redis_settings(REDIS_URLS, REDIS_TLS)
 CELERY_BROKER_URL = _redis.celery_broker_url
+CELERY_BROKER_TRANSPORT = _redis.celery_broker_transport
 CELERY_BROKER_TRANSPORT_OPTIONS = _redis.celery_broker_transport_options
 CELERY_BROKER_USE_SSL = _redis.celery_broker_use_ssl
 CELERY_RESULT_BACKEND = _redis.celery_result_backend

@@ -21,6 +21,10 @@
   that re-work. ``batch_commit=False`` commits every entry on its own.
 - ``stop()`` (SIGTERM) finishes the current entry and commits what was
   handled; unprocessed ones stay pending and are picked up again.
+- Redis refusing writes (NOREPLICAS, READONLY: redisops.write_refusals) is
+  waited out in process: the entries handled but not committed are held and
+  committed first once writes are accepted, the rest stay pending and are
+  read again (own pending list first); one WARNING per episode.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 import redis
 
+from ..write_refusals import WriteRefusals, refusal_kind
 from . import acks
 from .claiming import Claimer, Entry, claimer_for
 from .keys import dlq_name, progress_key
@@ -123,6 +128,11 @@ class StreamConsumer:
         self._stop = threading.Event()
         self._autoclaim = autoclaim
         self._claimer: Claimer | None = None
+        # Handled, commit refused or cut off: committed first when writes
+        # come back (the commit is idempotent, so a commit that did land
+        # before the connection was cut changes nothing the second time).
+        self._held: list[str] = []
+        self.refusals = WriteRefusals(f"stream consumer {consumer}")
 
     # -- lifecycle ---------------------------------------------------------
     def stop(self) -> None:
@@ -168,8 +178,24 @@ class StreamConsumer:
         """XAUTOCLAIM (>= 6.2) or XPENDING + XCLAIM; detected once unless given."""
         return self.claimer.name == "XAUTOCLAIM"
 
+    def _refused_wait(self, exc: redis.ResponseError, doing: str) -> None:
+        """Wait out a refused write (re-raises any other ResponseError)."""
+        kind = refusal_kind(exc)
+        if kind is None:
+            raise exc
+        if kind == "READONLY":
+            # A demoted master: the next try connects afresh (an address
+            # that moved to the new master, a Sentinel asked again).
+            self.client.connection_pool.disconnect()
+        self._stop.wait(self.refusals.refused(exc, doing))
+
     def run(self, *, on_ready: Callable[[], None] | None = None) -> ConsumerStats:
-        self.ensure_group()
+        while not self.stopping:
+            try:
+                self.ensure_group()
+                break
+            except redis.ResponseError as exc:
+                self._refused_wait(exc, "creating the consumer group")
         log.info(
             "consumer %s reading %s group %s (claim idle %d ms, %s, max deliveries "
             "%d, dead letters kept ~%d, handler %s)",
@@ -193,13 +219,24 @@ class StreamConsumer:
                     self.ensure_group()
                     log.info("consumer %s reconnected", self.consumer)
                     lost = False
-                self.process_own_pending()
+                if self._held:
+                    self.commit_many(self._held)
+                    self._held = []
+                self.process_own_pending()  # XREADGROUP: a write, accepted
+                self.refusals.accepted()
                 while not self.stopping:
                     self.claim_stale()
                     if self.stopping:
                         break
                     self.read_new()
                     backoff = RECONNECT_FIRST_S
+            except redis.ResponseError as exc:
+                # Writes refused (XREADGROUP and XAUTOCLAIM are writes too):
+                # the group position and pending entries stay in Redis, the
+                # handled ones in self._held.
+                self._refused_wait(
+                    exc, f"reading or committing ({len(self._held)} handled held)"
+                )
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # The entry in hand stays pending (not acknowledged): this
                 # consumer's pending list is read again first on reconnect.
@@ -294,10 +331,19 @@ class StreamConsumer:
                 not self.batch_commit
                 or time.monotonic() - since >= self.max_commit_delay
             ):
-                self.commit_many(handled)
+                self._commit_or_hold(handled)
                 handled = []
         if handled:
+            self._commit_or_hold(handled)
+
+    def _commit_or_hold(self, handled: list[str]) -> None:
+        """commit_many; when it fails the entries are held for run() to commit
+        once Redis is back, instead of being handled again."""
+        try:
             self.commit_many(handled)
+        except redis.RedisError:
+            self._held = [*self._held, *handled]
+            raise
 
     # -- processing --------------------------------------------------------
     def handle(self, entry_id: str, fields: dict[str, str], deliveries: int) -> bool:

@@ -1,8 +1,10 @@
 """Run one consumer of the app's stream consumer group until SIGTERM/SIGINT.
 
-A lost Redis connection ends the command with an error (exit 1); the service
-manager restarts it (the systemd unit's Restart=). Nothing is lost meanwhile:
-the group's position and pending entries live in Redis, and the restarted
+A lost Redis connection is retried in process with backoff, and Redis
+refusing writes (NOREPLICAS, READONLY) is waited out in process
+(StreamConsumer.run). Any other error ends the command (exit 1) and the
+service manager restarts it (the systemd unit's Restart=). Nothing is lost
+either way: the group's position and pending entries live in Redis, and the
 consumer first re-reads its own pending entries.
 """
 
