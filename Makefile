@@ -28,7 +28,8 @@ MATRIX ?= debian11 debian12 debian13
 LANES ?= "default default@debian11 default@debian13" "app" "drill@debian11 tls" "ha" "production monitoring"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
-        bench-redis bench-api bench-app acl-export wheelhouse test-app-stack test-monitoring test-ha smoke clean
+        bench-redis bench-api bench-app acl-export wheelhouse test-app-stack test-monitoring test-ha smoke clean \
+        demo-ha
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -101,6 +102,19 @@ demo: deps venv images wheelhouse ## Local systemd hosts + playbooks/site.yml (w
 	ansible-playbook playbooks/local/app-summary.yml
 	ansible-playbook playbooks/local/monitoring-summary.yml
 
+# The same steps on inventories/local/ha.yml (alone: it shares group_vars
+# with hosts.yml, never layered on it).
+HA_INVENTORY := inventories/local/ha.yml
+demo-ha: deps venv images wheelhouse ## The demo with Redis under Sentinel: 3 x (Redis + Sentinel), app and monitoring hosts, allow-lists on; prints master, replicas, Sentinels
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/hosts-up.yml -e local_image=localhost/$(IMAGE)-systemd:latest
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/pki.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/site.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/smoke.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/summary.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/ha-summary.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/app-summary.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/monitoring-summary.yml
+
 smoke: venv ## manage.py smoke on the deployed stack (inventories/local unless INVENTORY=...)
 	ansible-playbook $(if $(INVENTORY),-i $(INVENTORY)) playbooks/smoke.yml
 
@@ -114,8 +128,9 @@ test-monitoring: deps venv images wheelhouse ## The monitoring scenario: exporte
 test-ha: deps venv images wheelhouse ## The ha Molecule scenario: 3 x (Redis + Sentinel) + a client running the app; replication, failover drills
 	REDISOPS_IMAGE=localhost/$(IMAGE)-systemd:latest molecule test -s ha
 
-demo-down: venv ## Remove the demo's local hosts and network
+demo-down: venv ## Remove the local hosts and networks of both demos (make demo, make demo-ha)
 	ansible-playbook playbooks/local/hosts-down.yml
+	ansible-playbook -i $(HA_INVENTORY) playbooks/local/hosts-down.yml
 
 bench-redis: deps venv images ## redis-benchmark: hardened vs stock, TLS vs plain
 	scripts/bench-redis.sh

@@ -40,6 +40,6 @@ def test_without_a_monitoring_group_the_monitoring_plays_match_no_host(tmp_path:
 
 
 def test_with_a_monitoring_group_every_host_gets_exporters_and_the_group_prometheus() -> None:
-    plays = hosts_per_play("-i", "inventories/local")
+    plays = hosts_per_play("-i", "inventories/local/hosts.yml")
     assert sorted(plays[PLAYS[0]]) == ["redisops-mon1", "redisops-redis1", "redisops-web1", "redisops-worker1"]
     assert plays[PLAYS[1]] == ["redisops-mon1"]
