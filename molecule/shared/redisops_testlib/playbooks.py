@@ -60,6 +60,12 @@ def run_playbook(playbook: Path, extra_vars: dict | None = None, **kw: Any) -> s
     return proc.stdout
 
 
+def restore_api_tokens() -> None:
+    """The inventory's API token hashes back on the app hosts after a test rotated a
+    client's token (the role's api_tokens entry point: the only file a rotation writes)."""
+    run_playbook(REPO / "molecule/shared/playbooks/api-tokens.yml")
+
+
 @dataclass(frozen=True)
 class Ops:
     """playbooks/ops/<name>.yml as the runbooks run them: `-l <host>`, the Redis host
