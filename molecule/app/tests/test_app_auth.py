@@ -7,9 +7,8 @@ import uuid
 import pytest
 
 from redisops_testlib.api import AUTH, CLIENTS, enqueue, http
-from redisops_testlib.playbooks import Ops, run_playbook
+from redisops_testlib.playbooks import Ops, restore_api_tokens
 from redisops_testlib.redis_cli import admin
-from redisops_testlib.scenario import REPO
 
 OTHER = {"Authorization": f"Bearer {CLIENTS['other'][0]}"}
 WRONG = {"Authorization": "Bearer " + "w" * 40}
@@ -91,5 +90,5 @@ def test_a_revoked_token_is_refused_at_once_without_a_restart(web, worker, redis
         )
         assert web.check_output("systemctl show -p MainPID --value redisops-web.service") == master
     finally:
-        run_playbook(REPO / "playbooks/app.yml", tags="django_app:env")
+        restore_api_tokens()
     assert http(worker, "POST", f"{base_url}/api/stream", {"fields": {"auth": "back"}}, OTHER)["status"] == 201

@@ -27,7 +27,9 @@ def ansible_playbook(
     cmd = ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], str(playbook)]
     cmd += (["--tags", tags] if tags else []) + (["--limit", limit] if limit else []) + (["--check"] if check else [])
     cmd += (["-" + "v" * verbosity] if verbosity else []) + (["-e", json.dumps(extra_vars)] if extra_vars else [])
-    return subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
+    # A bound, not a speed claim: a deploy that takes 4 min in CI took over 10 on a
+    # machine shared with other scenarios, and the timeout failed the test.
+    return subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=1200)
 
 
 def assert_check_mode_changes_nothing(playbook: Path) -> None:
@@ -58,6 +60,12 @@ def run_playbook(playbook: Path, extra_vars: dict | None = None, **kw: Any) -> s
     proc = ansible_playbook(playbook, extra_vars, **kw)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc.stdout
+
+
+def restore_api_tokens() -> None:
+    """The inventory's API token hashes back on the app hosts after a test rotated a
+    client's token (the role's api_tokens entry point: the only file a rotation writes)."""
+    run_playbook(REPO / "molecule/shared/playbooks/api-tokens.yml")
 
 
 @dataclass(frozen=True)
