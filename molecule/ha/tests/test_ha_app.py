@@ -16,7 +16,7 @@ def test_every_app_url_asks_the_sentinels_for_the_master(ha: Ha):
     env = ha.client.check_output("cat /etc/redisops/*.env")
     urls = re.findall(r"^(REDIS_\w+_URL)='([^']*)'", env, re.M)
     assert urls, env.count("\n")
-    sentinels = ",".join(f"{n.name}:26379" for n in ha.nodes)
+    sentinels = ",".join(f"{n.name}:{ha.sentinel_port}" for n in ha.nodes)
     for name, url in urls:
         assert url.startswith("sentinel://"), name
         assert f"@{sentinels}/0?master_name={ha.master_name}&sentinel_username=sentinel-client&" in url, name

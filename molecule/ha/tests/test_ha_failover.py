@@ -114,7 +114,7 @@ def test_the_crashed_master_rejoins_as_a_replica(ha: Ha):
     assert info["master_host"] == master.address, info
     topology = old.host.file("/run/redis-topology/topology.conf").content_string
     print(f"old master's topology at its restart: {topology!r}")
-    assert f"replicaof {master.address} 6379" in topology
+    assert f"replicaof {master.address} {ha.redis_port}" in topology
     assert "Sentinels" in topology
     assert ha.masters() == [master.name]
     wait_for(lambda: ha.app(old, "GET", "app:ha:after-failover") == "v", timeout=30)

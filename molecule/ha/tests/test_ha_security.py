@@ -1,12 +1,16 @@
-"""Sentinel and Redis as other hosts meet them: closed until configured, dropped for a
-host in no allow-list, no anonymous access, and the client user cannot reconfigure or
-fail over the fleet."""
+"""Sentinel and Redis as other hosts meet them: closed until configured, TLS only (the
+plaintext ports refused, a client without a certificate from the CA refused at the
+handshake), dropped for a host in no allow-list, no anonymous access, and the client user
+cannot reconfigure or fail over the fleet."""
 
 import pytest
 from testinfra.host import Host
 
 from redisops_testlib.ha import Ha
-from redisops_testlib.hosts import get_host, hosts_in_group, run_client
+from redisops_testlib.hosts import STATE_DIR, get_host, hosts_in_group, run_client
+
+# The ports Redis and Sentinel would serve in plain text (their TLS ports serve instead).
+PLAIN_PORTS = {"redis": 6379, "sentinel": 26379}
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +48,70 @@ def test_an_unlisted_host_is_dropped_at_the_sentinel_and_redis_ports(ha: Ha, out
     # outsider's connect is dropped (no answer, not even a refusal), and the node's
     # drop rule counts it.
     for node in ha.nodes:
-        for port, table in ((26379, "redis_sentinel"), (6379, "redis_server")):
+        for port, table in ((ha.sentinel_port, "redis_sentinel"), (ha.redis_port, "redis_server")):
             assert run_client(ha.client, "connect", address=node.address, port=port, timeout=5) == "open"
             before = _dropped(node.host, table)
             tried = run_client(outsider, "connect", address=node.address, port=port, timeout=3)
             print(f"outsider -> {node.name}:{port}: {tried}")
             assert tried == "timeout", (node.name, port, tried)
             assert _dropped(node.host, table) > before, (node.name, table)
+
+
+def test_the_scenario_runs_redis_and_sentinel_over_tls(ha: Ha):
+    # What every other test of the scenario goes through: TLS ports, the client's certificate.
+    assert (ha.redis_port, ha.sentinel_port) == (6380, 26380)
+    assert ha.tls
+    assert ha.redis(ha.nodes[0]).tls == ha.tls
+    assert ha.sentinel(ha.nodes[0]).tls == ha.tls
+
+
+@pytest.mark.converged_state
+def test_the_plaintext_redis_and_sentinel_ports_refuse_connections(ha: Ha):
+    # Tried from the client host, which the allow-lists admit: nothing listens on the
+    # plaintext ports (connection refused, not dropped), while the TLS ports answer.
+    for node in ha.nodes:
+        listening = node.host.check_output("ss -Hltn")
+        local = {line.split()[3].rsplit(":", 1)[1] for line in listening.splitlines()}
+        assert {str(ha.redis_port), str(ha.sentinel_port)} <= local, (node.name, listening)
+        assert not local & {str(p) for p in PLAIN_PORTS.values()}, (node.name, listening)
+        for what, port in PLAIN_PORTS.items():
+            tried = run_client(ha.client, "connect", address=node.address, port=port, timeout=5)
+            print(f"client -> {node.name}:{port} ({what}, plain text): {tried}")
+            assert tried == "refused", (node.name, port, tried)
+        for port in (ha.redis_port, ha.sentinel_port):
+            assert run_client(ha.client, "connect", address=node.address, port=port, timeout=5) == "open"
+
+
+@pytest.fixture(scope="module")
+def foreign_certificate(ha: Ha) -> dict[str, str]:
+    """A client certificate and key from a CA of its own (self-signed), on the client host."""
+    cert, key = f"{STATE_DIR}/foreign-client.crt", f"{STATE_DIR}/foreign-client.key"
+    ha.client.check_output(
+        f"mkdir -p {STATE_DIR} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        f" -keyout {key} -out {cert} -subj /CN=foreign-client -days 1 2>&1"
+    )
+    return {"REDIS_TLS_CA": ha.tls["REDIS_TLS_CA"], "REDIS_TLS_CERT": cert, "REDIS_TLS_KEY": key}
+
+
+@pytest.mark.converged_state
+def test_a_tls_client_without_a_certificate_from_the_ca_is_refused(ha: Ha, foreign_certificate):
+    """A client that verifies the server but shows no certificate gets TLS 1.3's
+    certificate_required alert, one with a certificate from another CA unknown_ca, from
+    Redis and from Sentinel, before it can send a command; the app's certificate (from
+    the scenario's CA) is accepted: the server waits for a command."""
+    no_cert = {"REDIS_TLS_CA": ha.tls["REDIS_TLS_CA"]}
+    for node in ha.nodes:
+        for what, port in (("redis", ha.redis_port), ("sentinel", ha.sentinel_port)):
+            replies = {
+                name: run_client(ha.client, "tls_hello", env, address=node.address, port=port)
+                for name, env in (("none", no_cert), ("foreign", foreign_certificate), ("ours", ha.tls))
+            }
+            print(f"{node.name}:{port} ({what}) TLS client certificate -> {replies}")
+            assert replies == {
+                "none": "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+                "foreign": "TLSV1_ALERT_UNKNOWN_CA",
+                "ours": "waiting",
+            }, (node.name, what)
 
 
 @pytest.mark.converged_state

@@ -1,5 +1,7 @@
 """The ha scenario: three nodes each with Redis and Sentinel, one client host. Who is
-master, asked of Redis (ROLE) and of the Sentinels, from the client host over the network."""
+master, asked of Redis (ROLE) and of the Sentinels, from the client host over the network,
+over TLS with the app's client certificate (the scenario's Redis and Sentinels serve TLS
+only)."""
 
 import re
 import shlex
@@ -11,7 +13,7 @@ from testinfra.host import Host
 
 from redisops_testlib.hosts import STATE_DIR, get_host, host_address, hosts_in_group, write_file
 from redisops_testlib.playbooks import run_playbook
-from redisops_testlib.redis_cli import RedisCli
+from redisops_testlib.redis_cli import APP_HOST_TLS, RedisCli
 from redisops_testlib.scenario import REPO, Scenario
 
 
@@ -31,6 +33,10 @@ class Ha:
     vars: dict[str, Any]
     sentinel_passwords: dict[str, str]
     extra_users: dict[str, str]
+    redis_port: int
+    sentinel_port: int
+    # The client host's TLS files (the app's, APP_HOST_TLS), or {} in plain text.
+    tls: dict[str, str]
 
     @classmethod
     def load(cls, scenario: Scenario) -> "Ha":
@@ -40,7 +46,21 @@ class Ha:
         ha_vars = scenario.group_vars("redis_ha")
         users = {u["name"]: u["password"] for u in ha_vars["redisops_redis_extra_acl_users"]}
         passwords = scenario.group_vars("all")["ha_sentinel_passwords"]
-        return cls(nodes, client, ha_vars, passwords, users)
+        sentinel_tls = bool(ha_vars.get("redis_sentinel_tls_enabled"))
+        assert sentinel_tls == scenario.redis_tls, "Redis and the Sentinels serve TLS, or neither does"
+        sentinel_port = int(ha_vars.get("redis_sentinel_tls_port", 26380)) if sentinel_tls else 26379
+        tls = dict(APP_HOST_TLS) if scenario.redis_tls else {}
+        return cls(nodes, client, ha_vars, passwords, users, scenario.redis_port, sentinel_port, tls)
+
+    @property
+    def cli_tls(self) -> str:
+        """redis-cli's TLS flags on the client host (for scripts that call redis-cli)."""
+        f = self.tls
+        if not f:
+            return ""
+        return shlex.join(
+            ["--tls", "--cacert", f["REDIS_TLS_CA"], "--cert", f["REDIS_TLS_CERT"], "--key", f["REDIS_TLS_KEY"]]
+        )
 
     @property
     def master_name(self) -> str:
@@ -54,10 +74,10 @@ class Ha:
         return next(n for n in self.nodes if n.address == address)
 
     def redis(self, node: Node) -> RedisCli:
-        return RedisCli(self.client, node.address, 6379)
+        return RedisCli(self.client, node.address, self.redis_port, self.tls)
 
     def sentinel(self, node: Node) -> RedisCli:
-        return RedisCli(self.client, node.address, 26379)
+        return RedisCli(self.client, node.address, self.sentinel_port, self.tls)
 
     def role(self, node: Node) -> str:
         """ROLE's first word as the watcher user ("master", "slave"), or the error."""
@@ -107,7 +127,8 @@ class RoleSampler:
     def __init__(self, ha: Ha, tag: str) -> None:
         self.ha, self.path = ha, f"{STATE_DIR}/{tag}.samples"
         probes = " ".join(
-            f"$(REDISCLI_AUTH=$PW timeout 1 redis-cli --no-auth-warning -h {n.address} --user watcher ROLE"
+            f"$(REDISCLI_AUTH=$PW timeout 1 redis-cli --no-auth-warning -h {n.address} -p {ha.redis_port} {ha.cli_tls}"
+            " --user watcher ROLE"
             " 2>/dev/null | head -n 1 | cut -d' ' -f1 | grep . || echo down)"
             for n in ha.nodes
         )
