@@ -220,7 +220,8 @@ USERS: tuple[AclUser, ...] = (
         name="app_monitor",
         env="REDIS_MONITOR_URL",
         description="Monitoring, read-only: server stats, queue/stream "
-        "lengths, consumer-group lag. Cannot read values or write.",
+        "lengths, consumer-group lag. Cannot write or read values, but a "
+        "stream's first and last entries (XINFO STREAM).",
         keys=("*",),
         channels=(),
         commands=(
@@ -237,6 +238,11 @@ USERS: tuple[AclUser, ...] = (
             "+dbsize",
             "+llen",
             "+xlen",
+            # The exporter's stream checks (--check-single-streams) send
+            # exactly these three. XINFO STREAM returns the first and last
+            # entries with their values; the rest of XINFO (HELP) is not
+            # granted, nor XRANGE/XREAD.
+            "+xinfo|stream",
             "+xinfo|groups",
             "+xinfo|consumers",
             "+xpending",

@@ -3,11 +3,14 @@ the alert's runbook_url within its `for` plus a few scrape intervals, and
 resolve after the runbook's fix; a quiet period after converge pages nobody."""
 
 import json
+import os
 import shlex
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from cryptography import x509
 from testinfra.host import Host
 
 from redisops_testlib.monitoring import Receiver, http_get, now
@@ -23,6 +26,12 @@ FILL = "/var/lib/redis/monitoring-test-fill"
 DLQ = "app:stream:events:dlq"
 WORKER = "redisops-worker@default.service"
 BEAT = "redisops-beat.service"
+CONSUMER = "redisops-stream-consumer.service"
+STREAM = "app:stream:events"
+GROUP = "workers"
+# Entries a made-up consumer takes and never acknowledges: above
+# StreamPendingHigh's threshold (100).
+PENDING = 150
 # Above CeleryQueueBacklog's threshold (500), queued from the operators' shell.
 BACKLOG = 600
 ENQUEUE = f"from redisops.tasks import add; [add.delay(1, 2) for _ in range({BACKLOG})]"
@@ -39,11 +48,17 @@ def prometheus_api(prom: Host, prom_ip: str, path: str) -> Any:
     return json.loads(body)["data"]
 
 
+def last_value(prom: Host, prom_ip: str, metric: str, labels: dict[str, str]) -> str | None:
+    """The last value Prometheus has for `metric` with `labels` (one series), or None."""
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    result = prometheus_api(prom, prom_ip, "query?query=" + quote(f"{metric}{{{selector}}}"))["result"]
+    assert len(result) <= 1, result
+    return result[0]["value"][1] if result else None
+
+
 def probe_success(prom: Host, prom_ip: str, labels: dict[str, str]) -> str | None:
     """The last probe_success Prometheus has for the series with `labels`, or None."""
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    result = prometheus_api(prom, prom_ip, "query?query=" + quote(f"probe_success{{{selector}}}"))["result"]
-    return result[0]["value"][1] if result else None
+    return last_value(prom, prom_ip, "probe_success", labels)
 
 
 def fires_then_resolves(
@@ -62,8 +77,10 @@ def all_fire_then_resolve(
     fired = {}
     try:
         for alert, start in starts.items():
+            # The deadline counts from the alert's own start, which may lie ahead.
             arrived, fired[alert] = wait_for(
-                lambda a=alert, s=start: receiver.first(a, "firing", s), timeout=deadline(timing, alert)
+                lambda a=alert, s=start: receiver.first(a, "firing", s),
+                timeout=max(start + deadline(timing, alert) - now(), 1),
             )
             latency = arrived - start
             assert latency <= deadline(timing, alert), f"{alert} took {latency:.1f} s"
@@ -84,9 +101,10 @@ def test_a_quiet_period_after_converge_pages_nobody(prom: Host, prom_ip: str, re
         timeout=90,
     )
     targets = prometheus_api(prom, prom_ip, "targets")["activeTargets"]
-    assert {t["labels"]["job"] for t in targets} == {"node", "redis", "readyz"}
-    # A node exporter on each of 4 hosts, a Redis exporter, the web host's /readyz probe.
-    assert len(targets) == 6
+    assert {t["labels"]["job"] for t in targets} == {"node", "redis", "readyz", "beat_heartbeat", "redis_tls"}
+    # A node exporter on each of 4 hosts, a Redis exporter, the web host's
+    # /readyz read twice (ready; beat's heartbeat), Redis's TLS port.
+    assert len(targets) == 8
     start = now()
     window = 3 * max(timing["for"].values())
     wait_for(lambda: now() - start >= window, timeout=window + 5, interval=2)
@@ -197,3 +215,120 @@ def test_a_stopped_beat_and_the_api_not_ready_page_and_resolve_after_the_beat_pl
     assert api["annotations"]["summary"].startswith(f"The API on {host} answers /readyz not ready")
     assert app.service(BEAT).is_running
     assert probe_success(prom, prom_ip, readyz) == "1"
+
+
+def test_a_hung_beat_pages_its_stale_heartbeat_and_resolves_after_a_restart(
+    app: Host, prom: Host, prom_ip: str, scenario: Scenario, receiver: Receiver, timing: dict
+) -> None:
+    # Beat's unit stays active but beat sends nothing (SIGSTOP): no unit alert
+    # can see that. Once the heartbeat is older than APP_HEARTBEAT_MAX_AGE the
+    # app's own check says so through the proxy: CeleryBeatHeartbeatStale pages
+    # (celery-beat.md), and resolves after that runbook's Fix 3 (restart beat:
+    # systemd follows its SIGTERM with a SIGCONT).
+    host = app.backend.get_hostname()
+    heartbeat = {"job": "beat_heartbeat", "host": host}
+    assert wait_for(lambda: last_value(prom, prom_ip, "probe_failed_due_to_regex", heartbeat) == "0", timeout=60)
+    max_age = float(scenario.group_vars("app")["django_app_env"]["APP_HEARTBEAT_MAX_AGE"])
+    start = now()
+    app.check_output(f"systemctl kill --signal=SIGSTOP {BEAT}")
+    fired = all_fire_then_resolve(
+        receiver,
+        timing,
+        {"CeleryBeatHeartbeatStale": start + max_age},
+        lambda: app.check_output(f"systemctl restart {BEAT}"),
+    )["CeleryBeatHeartbeatStale"]
+    assert fired["labels"]["job"] == "beat_heartbeat"
+    assert fired["annotations"]["runbook_url"] == f"{RUNBOOKS}celery-beat.md"
+    assert fired["annotations"]["summary"].startswith("Celery beat's heartbeat is stale")
+    # Its unit was active all along: the unit alert never paged.
+    assert receiver.first("CeleryBeatDown", "firing", start) is None
+    assert app.service(BEAT).is_running
+    assert last_value(prom, prom_ip, "probe_failed_due_to_regex", heartbeat) == "0"
+
+
+def test_stream_pending_entries_are_exported_and_page_until_the_consumers_take_them_over(
+    server: Host, app: Host, prom: Host, prom_ip: str, receiver: Receiver, timing: dict
+) -> None:
+    # A consumer that took entries and went away: the stream consumer stopped,
+    # 150 entries added and read by a made-up consumer that never acknowledges
+    # them. The exporter's stream checks (XINFO STREAM/GROUPS/CONSUMERS as the
+    # monitor user) report them; StreamPendingHigh pages; stream-lag-dlq.md's
+    # Fix 1 (consumers.yml) starts the consumer, which claims them once idle
+    # (APP_STREAM_CLAIM_IDLE_MS, 5 s here) and acknowledges them.
+    app.check_output(f"systemctl stop {CONSUMER}")
+    ids: list[str] = []
+    try:
+        ids = server.check_output(
+            f"for i in $(seq {PENDING}); do echo XADD {STREAM} '*' source monitoring-test; done | redis-admin"
+        ).split()
+        server.check_output(
+            f"redis-admin XREADGROUP GROUP {GROUP} monitoring-test COUNT {PENDING} STREAMS {STREAM} '>'"
+        )
+        start = now()
+        group = {"stream": STREAM, "group": GROUP}
+        wait_for(
+            lambda: last_value(prom, prom_ip, "redis_stream_group_messages_pending", group) == str(PENDING),
+            timeout=30,
+        )
+        mine = {**group, "consumer": "monitoring-test"}
+        assert last_value(prom, prom_ip, "redis_stream_group_consumer_messages_pending", mine) == str(PENDING)
+        # Everything added was delivered (to the made-up consumer): the group's
+        # last delivered id is the stream's last, the millisecond part of the
+        # last XADD's id.
+        last_ms = float(ids[-1].split("-")[0])
+        assert float(last_value(prom, prom_ip, "redis_stream_last_generated_id", {"stream": STREAM})) == last_ms
+        assert float(last_value(prom, prom_ip, "redis_stream_group_last_delivered_id", group)) == last_ms
+        fired = fires_then_resolves(
+            receiver, timing, "StreamPendingHigh", start, lambda: run_playbook(REPO / "playbooks/consumers.yml")
+        )
+        assert (fired["labels"]["stream"], fired["labels"]["group"]) == (STREAM, GROUP)
+        assert fired["annotations"]["runbook_url"] == f"{RUNBOOKS}stream-lag-dlq.md"
+        assert fired["annotations"]["summary"].startswith(
+            f"Stream {STREAM} group {GROUP} has {PENDING} entries delivered but not acknowledged"
+        )
+        # Resolved below the threshold; every entry is then acknowledged.
+        wait_for(lambda: server.check_output(f"redis-admin XPENDING {STREAM} {GROUP}").split()[0] == "0", timeout=60)
+    finally:
+        app.check_output(f"systemctl start {CONSUMER}")
+        server.check_output(f"redis-admin XGROUP DELCONSUMER {STREAM} {GROUP} monitoring-test")
+        # The stream as it was (later tests read its length).
+        if ids:
+            server.check_output(f"redis-admin XDEL {STREAM} {' '.join(ids)}")
+
+
+def served_chain(host: Host, target: str, options: str = "") -> list[x509.Certificate]:
+    """The certificates a TLS server sends, from a handshake on `host` (openssl s_client -showcerts)."""
+    out = host.check_output(f"openssl s_client -connect {target} -showcerts {options} </dev/null 2>/dev/null")
+    return x509.load_pem_x509_certificates(
+        "".join(
+            f"-----BEGIN CERTIFICATE-----{b.split('-----END CERTIFICATE-----')[0]}-----END CERTIFICATE-----\n"
+            for b in out.split("-----BEGIN CERTIFICATE-----")[1:]
+        ).encode()
+    )
+
+
+def test_the_probes_report_when_the_redis_and_proxy_certificates_expire(
+    server: Host, app: Host, prom: Host, prom_ip: str, scenario: Scenario
+) -> None:
+    # What CertificateExpiresSoon reads: probe_ssl_earliest_cert_expiry of
+    # Redis's TLS port (job redis_tls: a verified handshake showing the Redis
+    # exporter's client certificate) and of the proxy (job readyz): the
+    # earliest notAfter of the chain each sends, led by the certificate the
+    # scenario's PKI issued it (Redis's OpenSSL also sends the CA it knows).
+    pki = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "pki"
+    redis_host, web_host = server.backend.get_hostname(), app.backend.get_hostname()
+    redis_probe = {"job": "redis_tls", "host": redis_host}
+    assert wait_for(lambda: probe_success(prom, prom_ip, redis_probe) == "1", timeout=60)
+    tls = "-CAfile /etc/prometheus-redis-exporter/tls/ca.crt -cert /etc/prometheus-redis-exporter/tls/client.crt"
+    tls += " -key /etc/prometheus-redis-exporter/tls/client.key"
+    for host, probe, target, options, leaf in (
+        (server, redis_probe, f"{redis_host}:{scenario.redis_port}", tls, "redis.crt"),
+        (app, {"job": "readyz", "host": web_host}, f"{web_host}:443", f"-servername {web_host}", f"{web_host}.crt"),
+    ):
+        chain = served_chain(host, target, options)
+        assert chain[0] == x509.load_pem_x509_certificate((pki / leaf).read_bytes())
+        earliest = min(c.not_valid_after_utc.timestamp() for c in chain)
+        assert float(last_value(prom, prom_ip, "probe_ssl_earliest_cert_expiry", probe)) == earliest
+    # The probed target is Redis's TLS port by the name its certificate carries.
+    target = prometheus_api(prom, prom_ip, "query?query=" + quote('up{job="redis_tls"}'))["result"][0]["metric"]
+    assert target["instance"] == f"{redis_host}:{scenario.redis_port}"

@@ -12,7 +12,8 @@ from redisops_testlib.monitoring import http_get
 from redisops_testlib.polling import wait_for
 from redisops_testlib.scenario import Scenario
 
-EXPORTER_PORTS = (9100, 9121)
+# The Redis host's: node, Redis, blackbox (its TLS port's certificate).
+EXPORTER_PORTS = (9100, 9121, 9115)
 # The app host's: node, blackbox.
 APP_EXPORTER_PORTS = (9100, 9115)
 MONITORING_PORTS = (9090, 9093)
@@ -93,6 +94,36 @@ def test_the_monitor_user_is_refused_config_get(server: Host, scenario: Scenario
     assert server.check_output(f"{cli} PING") == "PONG"
     refused = server.run(f"{cli} CONFIG GET masterauth")
     assert "NOPERM" in refused.stdout + refused.stderr
+
+
+def test_the_monitor_user_reads_stream_groups_but_no_values(server: Host, scenario: Scenario) -> None:
+    # What the exporter's stream checks send, as the monitor user, is allowed
+    # (XINFO STREAM, GROUPS, CONSUMERS); reading values any other way and
+    # CONFIG GET are refused, each tried. The limit of that: an ACL grants a
+    # subcommand, not its arguments, so XINFO STREAM ... FULL is allowed too
+    # and returns a stream's entries (the README says so).
+    cli = monitor_cli(server, scenario)
+    server.check_output("redis-admin SET app:monitoring-test:secret value-the-monitor-must-not-read")
+    try:
+        assert "last-generated-id" in server.check_output(f"{cli} XINFO STREAM app:stream:events")
+        assert "entries" in server.check_output(f"{cli} XINFO STREAM app:stream:events FULL COUNT 1")
+        assert "workers" in server.check_output(f"{cli} XINFO GROUPS app:stream:events")
+        server.check_output(f"{cli} XINFO CONSUMERS app:stream:events workers")
+        for command in (
+            "CONFIG GET masterauth",
+            "GET app:monitoring-test:secret",
+            "GETRANGE app:monitoring-test:secret 0 -1",
+            "XRANGE app:stream:events - + COUNT 1",
+            "XREAD COUNT 1 STREAMS app:stream:events 0",
+            "LRANGE broker:default 0 -1",
+            "SLOWLOG GET",
+            "OBJECT ENCODING app:monitoring-test:secret",
+            "DUMP app:monitoring-test:secret",
+        ):
+            refused = server.run(f"{cli} {command}")
+            assert "NOPERM" in refused.stdout + refused.stderr, (command, refused.stdout)
+    finally:
+        server.check_output("redis-admin DEL app:monitoring-test:secret")
 
 
 def test_the_exporter_reports_the_apps_queue_and_stream_lengths(server: Host, prom: Host, server_ip: str) -> None:
