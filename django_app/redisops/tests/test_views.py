@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from importlib import metadata
@@ -50,6 +51,13 @@ def test_readyz_needs_a_fresh_beat_heartbeat(client: Client) -> None:
     assert all(
         body["checks"][k]["ok"] for k in ("redis_broker", "redis_app", "database")
     )
+    # The text itself, not only its JSON: the monitoring's blackbox module
+    # http_beat_heartbeat (roles/exporters, CeleryBeatHeartbeatStale) pages on
+    # this regular expression of the body.
+    assert re.search(
+        r'"redis_app": \{"ok": true\}.*"beat_heartbeat": \{"ok": false\}',
+        response.content.decode(),
+    ), response.content
     tasks.write_heartbeat()  # what beat's schedule runs
     response = client.get("/readyz")
     assert response.status_code == 200, response.json()
