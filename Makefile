@@ -21,12 +21,11 @@ MATRIX ?= debian11 debian12 debian13
 # `make test` runs lint and the app tests in a lane of their own beside them.
 # Lanes of about the same length (a converge mostly waits on podman exec, so
 # lanes overlap well on 2 cores). Scenario times from the last clean-clone
-# `.ci/run` (2026-11-30, four lanes beside a `make demo`): default 1059 s,
-# default@debian11 549, default@debian13 524, production 832, app 2396, tls
-# 464, drill 1997, ha 2123 (a failed run; ~35 min passing under load),
-# monitoring 1190; lint 94 + app tests 269 beside. app, the longest scenario,
-# sets the wall time: no lane may be longer (tls after drill made one 2461 s),
-# so tls, short, runs in a lane of its own.
+# `.ci/run` (2026-11-30, commit 249b5e9, these six lanes, 60 min in all):
+# default 1232 s, default@debian11 1070, default@debian13 1072, production
+# 1435, app 3561, tls 765, drill 2947, ha 2668, monitoring 2118; lint 175 +
+# app tests 335 beside. app, the longest scenario, sets the wall time; more
+# lanes only spread the same CPU work over 2 cores.
 LANES ?= "default default@debian11 default@debian13" "app" "drill@debian11" "ha" "production monitoring" "tls"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
