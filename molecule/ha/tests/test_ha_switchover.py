@@ -11,7 +11,7 @@ import time
 
 from redisops_testlib.api import ApiLoop, api_url, summary, task_states
 from redisops_testlib.ha import Ha, Node
-from redisops_testlib.hosts import STATE_DIR, write_file
+from redisops_testlib.hosts import STATE_DIR, journal, write_file
 from redisops_testlib.playbooks import Ops
 from redisops_testlib.polling import wait_for
 
@@ -85,6 +85,14 @@ def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
         f"direct writes to the old master: {len(writes)} sent, {len(acked)} acknowledged"
         f" ({len(acked_late)} after the switchover started), refused after it: {refused}, lost: {len(missing)}"
     )
+    if stream_stats.get("errors") or task_stats.get("errors"):
+        # Why a request failed: the web's warnings and errors of the switchover.
+        log = journal(ha.client, "redisops-web.service", since=f"-{int(took) + 60}s", output="short")
+        print(
+            "web journal, warnings and errors:",
+            *[ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln][-40:],
+            sep="\n  ",
+        )
     assert after != before
     assert "the old master replicates from the new one" in out
     assert ha.masters() == [after.name]
