@@ -7,44 +7,13 @@ asks Ansible itself (the debug action runs on the controller: no host needed).
 """
 
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE = shutil.which("ansible") or "ansible"
+from ansible_ask import ask
 
 
 def redis_users(inventory: str, host: str) -> list[dict[str, object]]:
-    out = subprocess.run(  # noqa: S603 - the venv's ansible, our inventories, no shell
-        [
-            ANSIBLE,
-            host,
-            "-i",
-            str(ROOT / inventory),
-            "--playbook-dir",
-            str(ROOT / "playbooks"),
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            "msg={{ redis_server_acl_users | to_json }}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",  # ad-hoc runs ignore the callback otherwise
-            "ANSIBLE_STDOUT_CALLBACK": "json",
-        },
-    ).stdout
-    result = json.loads(out)["plays"][0]["tasks"][0]["hosts"][host]
-    msg = result["msg"]
+    msg = ask(inventory, host, "redis_server_acl_users | to_json", wiring=True)[host]
     return json.loads(msg) if isinstance(msg, str) else msg
 
 

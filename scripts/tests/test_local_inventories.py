@@ -5,36 +5,14 @@ debug action run on the controller: no host needed; make lint runs this)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from ansible_ask import ask
 from test_site_monitoring import hosts_per_play
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE = shutil.which("ansible") or "ansible"
 DEMOS = {"inventories/local/hosts.yml": "redisops-redis1", "inventories/local/ha.yml": "redisops-ha1"}
-
-
-def ask(inventory: str, hosts: str, expression: str) -> dict[str, object]:
-    """{host: the expression's value} as Ansible templates it for each host."""
-    out = subprocess.run(  # noqa: S603 - the venv's ansible, our inventories, no shell
-        [ANSIBLE, hosts, "-i", inventory, "-m", "ansible.builtin.debug", "-a", f"msg={{{{ {expression} }}}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",  # ad-hoc runs ignore the callback otherwise
-            "ANSIBLE_STDOUT_CALLBACK": "json",
-        },
-    ).stdout
-    return {h: r["msg"] for h, r in json.loads(out)["plays"][0]["tasks"][0]["hosts"].items()}
 
 
 @pytest.mark.parametrize("inventory", DEMOS)
