@@ -46,9 +46,9 @@ class Ha:
         ha_vars = scenario.group_vars("redis_ha")
         users = {u["name"]: u["password"] for u in ha_vars["redisops_redis_extra_acl_users"]}
         passwords = scenario.group_vars("all")["ha_sentinel_passwords"]
-        sentinel_tls = bool(ha_vars.get("redis_sentinel_tls_enabled"))
-        assert sentinel_tls == scenario.redis_tls, "Redis and the Sentinels serve TLS, or neither does"
-        sentinel_port = int(ha_vars.get("redis_sentinel_tls_port", 26380)) if sentinel_tls else 26379
+        # The wiring (playbooks/group_vars/all/wiring.yml): the Sentinels serve
+        # TLS when Redis does.
+        sentinel_port = int(ha_vars.get("redis_sentinel_tls_port", 26380)) if scenario.redis_tls else 26379
         tls = dict(APP_HOST_TLS) if scenario.redis_tls else {}
         return cls(nodes, client, ha_vars, passwords, users, scenario.redis_port, sentinel_port, tls)
 
