@@ -32,6 +32,8 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
@@ -57,6 +59,16 @@ SENTINEL_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_timeout": 2.0,
     "socket_keepalive": True,
 }
+
+
+def sentinel_master_retry() -> Retry:
+    """The retry a sentinel:// master client gets: the one redis-py gives a
+    redis:// client by default (3 more attempts on a connection error or
+    timeout, jittered backoff). master_for's connections have none of their
+    own, so a command whose connection a switchover drops (CLIENT KILL while
+    the old master's writes are paused: never executed) would fail the
+    request instead of being sent again to the new master."""
+    return Retry(ExponentialWithJitterBackoff(base=1, cap=10), 3)
 
 
 @dataclass(frozen=True)
@@ -222,7 +234,7 @@ def client_from_url(
         username=target.username,
         password=target.password,
         db=target.db,
-        **opts,
+        **{"retry": sentinel_master_retry(), **opts},
     )
 
 

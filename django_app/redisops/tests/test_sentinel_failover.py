@@ -236,10 +236,10 @@ def test_every_purpose_follows_a_failover(group: SentinelGroup, uid: str) -> Non
 def test_a_dropped_connection_costs_the_app_client_a_retry_not_an_error(
     group: SentinelGroup, uid: str
 ) -> None:
-    """What a switchover does to the old master's clients (CLIENT KILL): the
-    next command on the dropped connection is sent again on a new one, found
-    through the Sentinels, instead of failing the request (redis-py's default
-    retry: 3 attempts with backoff, also for a client built by master_for)."""
+    """A connection the switchover dropped (CLIENT KILL) while idle in the
+    pool: the next command goes on a new one, found through the Sentinels,
+    instead of failing the request (the pool checks a connection before
+    handing it out; a command in flight needs the retry, next test)."""
     purposes = Purposes(group)
     try:
         purposes.write("app", f"{uid}-1")  # the pool now holds a connection
@@ -248,6 +248,52 @@ def test_a_dropped_connection_costs_the_app_client_a_retry_not_an_error(
         assert master.client_kill_filter(user=user) >= 1
         purposes.write("app", f"{uid}-2")
     finally:
+        purposes.close()
+
+
+def test_a_write_in_flight_when_the_switchover_drops_it_is_sent_again(
+    group: SentinelGroup, uid: str
+) -> None:
+    """What redis-sentinel-switchover does to the old master's clients: their
+    writes wait in CLIENT PAUSE WRITE, then their connections are killed, then
+    the pause ends. The write in flight on a killed connection is sent again
+    on a new one (connections.sentinel_master_retry) instead of failing the
+    request: master_for's connections get no retry of their own (redis-py
+    6.4), which cost 1 of ~200 API requests a 503 in each switchover drill."""
+    purposes = Purposes(group)
+    key = f"{redis_acl.APP_PREFIX}sentinel-{uid}-in-flight"
+    master = group.node(group.master_port() or 0)
+    try:
+        purposes.write("app", f"{uid}-1")  # the pool now holds a connection
+        (user,) = [u.name for u in redis_acl.USERS if u.env == "REDIS_APP_URL"]
+        assert master.execute_command("CLIENT", "PAUSE", 10000, "WRITE")
+        outcome: dict[str, Any] = {}
+
+        def write() -> None:
+            try:
+                outcome["reply"] = purposes.app.set(key, "v", ex=60)
+            except redis.RedisError as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=write, daemon=True)
+        thread.start()
+        # The SET is blocked by the pause, on the server.
+        wait_for(
+            lambda: any(
+                c.get("user") == user and c.get("cmd") == "set"
+                for c in master.client_list()
+            ),
+            timeout=10,
+            what="the app's SET waiting in the pause",
+        )
+        assert master.client_kill_filter(user=user) >= 1
+        master.execute_command("CLIENT", "UNPAUSE")
+        thread.join(15)
+        assert not thread.is_alive(), "the write still hangs"
+        assert outcome == {"reply": True}, outcome
+        assert master.get(key) == "v"
+    finally:
+        master.execute_command("CLIENT", "UNPAUSE")
         purposes.close()
 
 

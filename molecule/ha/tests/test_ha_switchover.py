@@ -105,13 +105,15 @@ def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
     assert info["master_host"] == after.address, info
     assert ha.app(after, "GET", "app:ha:before-switchover") == "kept"
     # The pause stays within its bound, below the app's 5 s socket timeout (spread over
-    # several Ansible tasks it lasted 5-10 s). A request whose connection the switchover
-    # drops may still get 503, never a 500 or no answer: 1 of ~150-230 did in each run
-    # (roles/redis_sentinel/README.md, not done yet).
+    # several Ansible tasks it lasted 5-10 s). No request fails: one whose connection
+    # the switchover drops is sent again to the new master (the app's Sentinel clients
+    # retry, django_app test_sentinel_failover.py::
+    # test_a_write_in_flight_when_the_switchover_drops_it_is_sent_again; without it 1
+    # of ~150-230 got 503 "redis unavailable" in each run).
     assert pause_ms < ha.vars.get("redis_sentinel_switchover_pause_ms", 5000)
     for stats in (stream_stats, task_stats):
         assert stats.get("requests", 0) > 0, stats
-        assert all(e[2] == 503 for e in stats.get("errors", [])), stats.get("errors")
+        assert not stats.get("errors"), stats.get("errors")
     assert acked_late, "the writer ran during the switchover"
     assert missing == [], f"acknowledged by the old master, missing on the new one: {missing[:20]}"
     # Every task the API accepted ran: none was lost with the broker's switch.
