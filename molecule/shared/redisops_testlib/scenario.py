@@ -32,7 +32,9 @@ class Scenario:
 
     @property
     def converge(self) -> Path:
-        return self.dir / "converge.yml"
+        """The scenario's converge playbook (another scenario's, if molecule.yml names it)."""
+        named = self.config["provisioner"].get("playbooks", {}).get("converge", "converge.yml")
+        return (self.dir / named).resolve()
 
     def group_vars(self, group: str) -> dict[str, Any]:
         return self.config["provisioner"]["inventory"].get("group_vars", {}).get(group) or {}
