@@ -1,0 +1,139 @@
+"""The Redis exporter for each Sentinel (roles/exporters, unit
+prometheus-redis-exporter-sentinel), scraped from the client host as Prometheus would
+(job "sentinel"): the metrics of RedisSentinelNoQuorum and RedisSentinelTilt, the
+quorum lost when two of the three Sentinels stop, the allow-list, and where the
+monitor user's password is not."""
+
+import re
+
+import pytest
+from testinfra.host import Host
+
+from redisops_testlib.ha import Ha, Node
+from redisops_testlib.hosts import get_host, hosts_in_group
+from redisops_testlib.monitoring import http_get
+from redisops_testlib.polling import wait_for
+
+# roles/exporters: the Sentinel exporter's port (defaults), unit and files (vars).
+PORT = 9355
+UNIT = "prometheus-redis-exporter-sentinel"
+CONF_DIR = "/etc/prometheus-redis-exporter-sentinel"
+CKQUORUM = re.compile(r'^redis_sentinel_master_ckquorum_status\{master_name="([^"]*)",message="([^"]*)"\} (\S+)$', re.M)
+
+
+@pytest.fixture(scope="module")
+def outsider(scenario) -> Host:
+    return get_host(hosts_in_group(scenario, "outsiders")[0])
+
+
+def _scrape(ha: Ha, node: Node) -> str:
+    """The node's Sentinel exporter's metrics, fetched from the client host."""
+    reply = http_get(ha.client, f"http://{node.address}:{PORT}/metrics")
+    assert reply.startswith("200 "), (node.name, reply[:300])
+    return reply
+
+
+def _ckquorum(ha: Ha, node: Node) -> tuple[float, str]:
+    """redis_sentinel_master_ckquorum_status of the scenario's master: (value, message)."""
+    found = {m[0]: (float(m[2]), m[1]) for m in CKQUORUM.findall(_scrape(ha, node))}
+    assert ha.master_name in found, (node.name, found)
+    return found[ha.master_name]
+
+
+def _all_ok(ha: Ha) -> bool:
+    """Every Sentinel's exporter reports CKQUORUM OK with all three Sentinels usable."""
+    states = {n.name: _ckquorum(ha, n) for n in ha.nodes}
+    ok = all(v == 1 and m.startswith("OK 3 usable") for v, m in states.values())
+    if not ok:
+        print(f"ckquorum per exporter: {states}")
+    return ok
+
+
+@pytest.mark.converged_state
+def test_each_sentinel_exporter_reports_its_quorum_and_no_tilt(ha: Ha):
+    for node in ha.nodes:
+        metrics = _scrape(ha, node)
+        # Logged in to the Sentinel (over TLS, as its monitor user) and seen it is one.
+        assert "\nredis_up 1\n" in metrics, node.name
+        assert "\nredis_sentinel_masters 1\n" in metrics, node.name
+        assert "\nredis_sentinel_tilt 0\n" in metrics, node.name
+    assert wait_for(lambda: _all_ok(ha), timeout=60)
+
+
+@pytest.mark.converged_state
+def test_the_sentinel_exporter_needs_no_more_than_the_monitor_user_may(ha: Ha):
+    """A scrape costs the monitor user no ACL denial on the Sentinel (what the exporter
+    sends is allowed), and the user still may not change the Sentinel."""
+    for node in ha.nodes:
+        node.host.check_output("redis-sentinel-admin ACL LOG RESET")
+        _scrape(ha, node)
+        _scrape(ha, node)
+        log = node.host.check_output("redis-sentinel-admin ACL LOG")
+        assert "monitor" not in log.split(), (node.name, log)
+        cli = ha.sentinel(node)
+        monitor = ha.sentinel_passwords["monitor"]
+        for command in (
+            ["SENTINEL", "SET", ha.master_name, "quorum", "1"],
+            ["SENTINEL", "FAILOVER", ha.master_name],
+            ["SENTINEL", "RESET", "*"],
+            ["SENTINEL", "CONFIG", "GET", "*"],
+        ):
+            assert "NOPERM" in cli.out("monitor", monitor, *command), (node.name, command)
+        # The log records the monitor user's denials: its silence above means none.
+        assert "sentinel|reset" in node.host.check_output("redis-sentinel-admin ACL LOG")
+
+
+@pytest.mark.converged_state
+def test_the_sentinel_exporter_listens_on_the_private_address_for_the_client_host_only(ha: Ha, outsider: Host):
+    for node in ha.nodes:
+        listening = {line.split()[3] for line in node.host.check_output("ss -Hltn").splitlines()}
+        assert f"{node.address}:{PORT}" in listening, (node.name, listening)
+        assert not {f"0.0.0.0:{PORT}", f"*:{PORT}", f"[::]:{PORT}"} & listening
+        assert _scrape(ha, node)
+        assert "Connection refused" in http_get(outsider, f"http://{node.address}:{PORT}/metrics"), node.name
+
+
+@pytest.mark.converged_state
+def test_no_sentinel_monitor_password_in_ps_or_unit_properties(ha: Ha):
+    password = ha.sentinel_passwords["monitor"]
+    for node in ha.nodes:
+        host = node.host
+        assert "\nredis_up 1\n" in _scrape(ha, node), node.name
+        ps = host.check_output("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done")
+        assert f"--redis.password-file={CONF_DIR}/password.json" in ps
+        assert "--redis.addr=rediss://" in ps
+        assert password not in ps
+        pid = host.check_output(f"systemctl show -P MainPID {UNIT}")
+        environ = host.check_output(
+            f"setpriv --reuid=prometheus --regid=prometheus --init-groups cat /proc/{pid}/environ | tr '\\0' '\\n'"
+        )
+        assert "ARGS=--web.listen-address=" in environ
+        assert password not in environ
+        assert password not in host.check_output(f"systemctl show {UNIT}")
+        for path in (f"{CONF_DIR}/password.json", f"{CONF_DIR}/tls/client.key"):
+            secret = host.file(path)
+            assert (secret.user, secret.group, secret.mode) == ("root", "prometheus", 0o640), path
+
+
+def test_two_stopped_sentinels_show_no_quorum_at_the_third_ones_exporter(ha: Ha):
+    assert wait_for(lambda: _all_ok(ha), timeout=60)
+    *stopped, remaining = ha.nodes
+    try:
+        for node in stopped:
+            node.host.check_output("systemctl stop redis-sentinel")
+        # The remaining Sentinel marks its peers down after down-after; CKQUORUM then fails.
+        value, message = wait_for(lambda: _no_quorum(ha, remaining), timeout=60, interval=1)
+        print(f"{remaining.name} with two Sentinels stopped: ckquorum {value:g}, {message!r}")
+        assert value == 0
+        assert "NOQUORUM" in message
+    finally:
+        for node in stopped:
+            node.host.check_output("systemctl start redis-sentinel")
+    # Back for the tests after this one: all three usable at every exporter.
+    assert wait_for(lambda: _all_ok(ha), timeout=90, interval=1)
+
+
+def _no_quorum(ha: Ha, node: Node) -> tuple[float, str]:
+    value, message = _ckquorum(ha, node)
+    assert value == 0, f"not yet: {message}"
+    return value, message
