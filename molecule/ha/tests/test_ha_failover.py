@@ -122,11 +122,15 @@ def test_the_crashed_master_rejoins_as_a_replica(ha: Ha):
 
 def test_restarting_the_old_master_never_shows_two_masters(ha: Ha):
     master, old = _master(ha), _killed["master"]
+    pid_before = _pid(old)
     sampler = RoleSampler(ha, "restart-old-master")
     try:
-        time.sleep(1)
+        sampler.wait_started()
+        time.sleep(0.5)
+        restarted_ms = time.time() * 1000
         old.host.check_output("systemctl restart redis-server")
         wait_for(lambda: ha.replication(old).get("master_link_status") == "up", timeout=60)
+        linked_ms = time.time() * 1000
         time.sleep(1)
     finally:
         samples = sampler.stop()
@@ -134,8 +138,13 @@ def test_restarting_the_old_master_never_shows_two_masters(ha: Ha):
     downs = sum("down" in s[1:] for s in samples)
     span = (int(samples[-1][0]) - int(samples[0][0])) / 1000 if samples else 0
     print(f"sampled ROLE of {len(ha.nodes)} nodes {len(samples)} times over {span:.1f} s; old master down in {downs}")
+    # The samples cover the restart: it happened (a new pid), and sampling ran from
+    # before it until after the link was up (the hosts share the machine's clock). A
+    # fast restart may fall between two samples: "down" need not be seen.
+    assert _pid(old) != pid_before, "redis-server was restarted"
     assert len(samples) >= 10, "the samples must cover the restart"
-    assert downs > 0, "the samples must cover the restart"
+    assert int(samples[0][0]) <= restarted_ms, ("sampling began after the restart", samples[0], restarted_ms)
+    assert int(samples[-1][0]) >= linked_ms, ("sampling ended before the link was up", samples[-1], linked_ms)
     assert max(masters_per_sample) == 1, [s for s, m in zip(samples, masters_per_sample, strict=True) if m > 1][:5]
     assert all(s[1 + ha.nodes.index(old)] != "master" for s in samples)
     assert _master(ha) == master

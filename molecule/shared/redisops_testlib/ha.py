@@ -13,6 +13,7 @@ from testinfra.host import Host
 
 from redisops_testlib.hosts import STATE_DIR, get_host, host_address, hosts_in_group, write_file
 from redisops_testlib.playbooks import run_playbook
+from redisops_testlib.polling import wait_for
 from redisops_testlib.redis_cli import APP_HOST_TLS, RedisCli
 from redisops_testlib.scenario import REPO, Scenario
 
@@ -137,6 +138,10 @@ class RoleSampler:
         ha.client.check_output(f"rm -f {self.path} {self.path}.stop")
         env = f"PW={shlex.quote(ha.extra_users['watcher'])}"
         ha.client.check_output(f"{env} setsid bash {STATE_DIR}/{tag}.sh >/dev/null 2>&1 </dev/null &")
+
+    def wait_started(self, timeout: float = 30) -> None:
+        """Wait for the first sample (on a loaded machine the background loop starts late)."""
+        wait_for(lambda: self.ha.client.run(f"test -s {self.path}").rc == 0, timeout=timeout)
 
     def stop(self) -> list[list[str]]:
         self.ha.client.check_output(f"touch {self.path}.stop")
