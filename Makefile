@@ -19,12 +19,13 @@ MATRIX ?= debian11 debian12 debian13
 # several images share its host names: they stay in one lane (run-scenarios.sh
 # refuses otherwise). One lane: LANES='"default tls app deploy drill production ha monitoring"'.
 # `make test` runs lint and the app tests in a lane of their own beside them.
-# Lanes of about the same length; the machine's 2 cores are the limit, so a
-# lane's length is its share of the CPU: the longest scenarios start first, in
-# lanes of their own. Scenario times of a run of these scenarios side by side
-# (2026-11-30, with podman_pipelined, one lane beside them): default@debian11
-# 709 s, default@debian13 938, drill@debian11 2158, production 998, monitoring
-# 1658, tls 515, app 2651 before its deploy tests (~1040 s) moved to deploy.
+# Lanes of about the same length; the machine's 2 cores are the limit (more
+# lanes only spread the same CPU work), so a lane's length is its share of
+# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-11-30,
+# commit 5ef7626, these lanes, 56 min in all with `make demo` beside it for
+# the last 20 min): default 1353 s, default@debian11 1152, default@debian13
+# 806, drill@debian11 3151, ha 3271, monitoring 2585, app 2657, tls 423,
+# deploy 2981, production 1722; lint 153 + app tests 340 beside.
 LANES ?= "default default@debian11 default@debian13" "drill@debian11" "ha" "monitoring" "app tls" "deploy" "production"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
