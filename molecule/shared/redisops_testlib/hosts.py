@@ -7,13 +7,32 @@ from pathlib import Path
 from typing import Any
 
 import testinfra
+import testinfra.backend
+from testinfra.backend.base import CommandResult
+from testinfra.backend.podman import PodmanBackend
 from testinfra.host import Host
 
+from redisops_testlib.container_exec import exec_argv
 from redisops_testlib.scenario import Scenario
 
 # The tests' files on a host (not /tmp: a tmpfs that a host restart empties).
 STATE_DIR = "/var/tmp/redisops-tests"
 _installed: set[tuple[str, str]] = set()
+
+
+class RuncPodmanBackend(PodmanBackend):
+    """testinfra's podman:// hosts, each command through `runc exec` (container_exec)."""
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> CommandResult:
+        cmd = self.get_command(command, *args)
+        argv = [*exec_argv(self.name, self.user), "/bin/sh", "-c", cmd]
+        out = self.run_local(" ".join(["%s"] * len(argv)), *argv)
+        out.command = self.encode(cmd)
+        return out
+
+
+# Every podman:// host of the tests (get_host below, and the verifier's --hosts).
+testinfra.backend.BACKENDS["podman"] = f"{__name__}.{RuncPodmanBackend.__name__}"
 
 
 def get_host(name: str) -> Host:
