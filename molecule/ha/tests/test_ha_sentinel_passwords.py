@@ -8,6 +8,7 @@ accepted in between (converge-redis-sentinel.yml: the Redis layer, then Sentinel
 import itertools
 import re
 import time
+from collections.abc import Callable
 
 from redisops_testlib.ha import Ha, Node, app_smoke
 from redisops_testlib.playbooks import ansible_playbook
@@ -78,6 +79,17 @@ def _all_talking(ha: Ha) -> bool:
     return True
 
 
+def _holds(ha: Ha, check: Callable[[], bool], what: str) -> tuple[int, float]:
+    """Assert `check` over twice down-after (what a Sentinel that could not log in
+    would take to see a peer or node down): how many checks, over how long."""
+    hold = 2 * ha.down_after_s + 2
+    deadline, checks = time.monotonic() + hold, 0
+    while time.monotonic() < deadline:
+        assert check(), f"{what} after the password change"
+        checks += 1
+    return checks, hold
+
+
 def test_changed_sentinel_passwords_apply_live_and_the_sentinels_keep_their_quorum(ha: Ha, scenario):
     original = dict(ha.sentinel_passwords)
     changed = original | CHANGED
@@ -100,11 +112,7 @@ def test_changed_sentinel_passwords_apply_live_and_the_sentinels_keep_their_quor
             node.host.check_output(f"redis-sentinel-admin CLIENT KILL USER {_user(ha, 'peer')}")
         wait_for(lambda: all(_peer_logins(ha, n) >= len(ha.nodes) - 1 for n in ha.nodes), timeout=60, interval=1)
         # Past down-after, a peer that could not log in would be s_down; it stays up.
-        hold = 2 * ha.down_after_s + 2
-        deadline, checks = time.monotonic() + hold, 0
-        while time.monotonic() < deadline:
-            assert _all_talking(ha), "a Sentinel lost a peer or its quorum after the peer password change"
-            checks += 1
+        checks, hold = _holds(ha, lambda: _all_talking(ha), "a Sentinel lost a peer or its quorum")
         print(f"CKQUORUM OK and no peer down on every Sentinel in {checks} checks over {hold:.0f} s")
         assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
         # The change is done: the same inventory again changes nothing.
@@ -202,11 +210,7 @@ def test_the_sentinels_redis_password_changes_live_with_both_accepted_in_between
         assert accepted(old) == []
         assert accepted(new) == everyone
         wait_for(lambda: all(_sentinel_logins(ha, n) >= len(ha.nodes) for n in ha.nodes), timeout=60, interval=1)
-        hold = 2 * ha.down_after_s + 2
-        deadline, checks = time.monotonic() + hold, 0
-        while time.monotonic() < deadline:
-            assert _nothing_down(ha), "a Sentinel lost a Redis node after its password changed"
-            checks += 1
+        checks, hold = _holds(ha, lambda: _nothing_down(ha), "a Sentinel lost a Redis node")
         print(f"no node down on any Sentinel in {checks} checks over {hold:.0f} s")
         assert ha.agreed_master() == master
         assert {n.name: (_pid(n), _redis_pid(n)) for n in ha.nodes} == pids, "nothing restarted"

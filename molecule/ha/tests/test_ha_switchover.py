@@ -116,10 +116,23 @@ def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
         assert not stats.get("errors"), stats.get("errors")
     assert acked_late, "the writer ran during the switchover"
     assert missing == [], f"acknowledged by the old master, missing on the new one: {missing[:20]}"
+
     # Every task the API accepted ran: none was lost with the broker's switch.
-    states = wait_for(
-        lambda: (s := task_states(ha.client, base, loop=tasks)) and set(s) == {"SUCCESS"} and s, timeout=120
-    )
+    def all_succeeded() -> dict[str, int]:
+        states = task_states(ha.client, base, loop=tasks)
+        assert set(states) == {"SUCCESS"}, f"task states: {states}"
+        return states
+
+    try:
+        states = wait_for(all_succeeded, timeout=120)
+    except AssertionError:
+        # Why (a diagnosis only): the worker's journal of the last minutes.
+        try:
+            log = journal(ha.client, "redisops-worker@*", since="-5min", output="short")
+        except AssertionError as exc:
+            log = f"ERROR reading the journal: {exc}"
+        print("worker journal, last lines:", *log.splitlines()[-60:], sep="\n  ")
+        raise
     print(f"tasks accepted during the switchover: {states}")
 
 
