@@ -21,11 +21,11 @@ MATRIX ?= debian11 debian12 debian13
 # `make test` runs lint and the app tests in a lane of their own beside them.
 # Lanes of about the same length; the machine's 2 cores are the limit (more
 # lanes only spread the same CPU work), so a lane's length is its share of
-# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-11-30,
-# commit 5ef7626, these lanes, 56 min in all with `make demo` beside it for
-# the last 20 min): default 1353 s, default@debian11 1152, default@debian13
-# 806, drill@debian11 3151, ha 3271, monitoring 2585, app 2657, tls 423,
-# deploy 2981, production 1722; lint 153 + app tests 340 beside.
+# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-11-30, runc
+# exec, these lanes, 48.7 min in all; its ha ran the since-reverted kill -9
+# drill under load): default 1055 s, default@debian11 795, default@debian13
+# 618, drill@debian11 2411, ha 2875, monitoring 2060, app 2058, tls 289,
+# deploy 2410, production 1364; lint 158 + app tests 344 beside.
 LANES ?= "default default@debian11 default@debian13" "drill@debian11" "ha" "monitoring" "app tls" "deploy" "production"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
