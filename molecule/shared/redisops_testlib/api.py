@@ -70,19 +70,27 @@ class ApiLoop:
     """Requests to the API from `host` in the background, bounded by count and time, until stop().
     Modes: stream = POST /api/stream (app_data user), task = POST /api/tasks "add" (broker user;
     task ids recorded), payment = "record_payment" to `account` (payment ids recorded), deploy =
-    GET /version and POST /api/tasks in turn. Statistics: requests, ok, failed, errors (the first
-    20: [i, path, status, body]), ids, versions (seen in turn), slowest (seconds, i, path, status)."""
+    GET /version and POST /api/tasks in turn, publish = POST /api/publish "<tag>-<i>" to topic
+    drill. Statistics: requests, ok, failed, errors (the first 20: [i, path, status, body]), ids,
+    versions (seen in turn), slowest (seconds, i, path, status); with timeline=True every
+    request (host_client.loop)."""
 
     def __init__(self, host: Host, base_url: str, mode: str, seconds: float = 240, **kw: Any) -> None:
-        """kw: count (20000), interval (0.05 s), timeout (15 s per request), account. The
-        loop presents the token in <state>.token, read at each request: use_token() switches it."""
+        """kw: count (20000), interval (0.05 s), timeout (15 s per request), account, timeline
+        (False). The loop presents the token in <state>.token, read at each request:
+        use_token() switches it."""
         self.host, self.state = host, f"{STATE_DIR}/{mode}-{uuid.uuid4().hex[:8]}"
-        kw = {"count": 20000, "interval": 0.05, "timeout": 15, "account": "", **kw}
+        kw = {"count": 20000, "interval": 0.05, "timeout": 15, "account": "", "timeline": False, **kw}
         self.use_token(TOKEN)
         env = {"API_TOKEN_FILE": f"{self.state}.token"}
         state = f"{self.state}.json"
         cmd = client_command(host, "loop", env, base=base_url, mode=mode, state=state, seconds=seconds, **kw)
         host.check_output(f"setsid {cmd} >{self.state}.log 2>&1 </dev/null &")
+
+    @property
+    def tag(self) -> str:
+        """What marks this loop's writes: the stream entries' drill field, the messages' prefix."""
+        return f"{self.state.rsplit('/', 1)[-1]}.json"
 
     def use_token(self, token: str) -> None:
         """The token the loop presents from its next request on."""
@@ -130,3 +138,8 @@ def task_states(host: Host, base_url: str, ids: Sequence[str] = (), loop: ApiLoo
         ids=list(ids),
         ids_from=f"{loop.state}.json" if loop else "",
     )
+
+
+def task_state_of_each(host: Host, base_url: str, ids: Sequence[str]) -> dict[str, str]:
+    """{task id: state} of Celery tasks, read through the API from `host`."""
+    return run_client(host, "states", {"API_TOKEN": TOKEN}, base=base_url, ids=list(ids), each=True)

@@ -75,6 +75,8 @@ def loop_request(mode: str, i: int, tag: str, account: str) -> tuple[str, str, A
     payment = {"payment_id": f"{account}-{i}", "account": account, "amount": 1}
     return {
         "stream": ("POST", "/api/stream", {"fields": {"drill": tag, "n": str(i)}}, 201, ""),  # app_data user: XADD
+        # PUBLISH (app_data user); the listener records the message, "<tag>-<i>".
+        "publish": ("POST", "/api/publish", {"topic": "drill", "message": f"{tag}-{i}"}, 200, ""),
         "task": ("POST", "/api/tasks", {"task": "add", "args": {"x": i, "y": 1}}, 202, "task_id"),  # broker user
         "payment": ("POST", "/api/tasks", {"task": "record_payment", "args": payment}, 202, "payment_id"),
         "version": ("GET", "/version", None, 200, "version"),
@@ -82,18 +84,41 @@ def loop_request(mode: str, i: int, tag: str, account: str) -> tuple[str, str, A
     }[mode]
 
 
+# What a timeline row keeps of an answer's JSON, per mode: the entry's id, the
+# task's id, how many subscribers received the message.
+TIMELINE_KEYS = {"stream": "id", "task": "task_id", "publish": "receivers"}
+
+
 def loop(
-    base: str, mode: str, state: str, seconds: float, count: int, interval: float, timeout: float, account: str
+    base: str,
+    mode: str,
+    state: str,
+    seconds: float,
+    count: int,
+    interval: float,
+    timeout: float,
+    account: str,
+    timeline: bool = False,
 ) -> dict:
     """At most `count` requests for at most `seconds`, until <state>.stop appears; the statistics
     (requests, ok, failed, first errors, recorded ids/versions, slowest request) are rewritten
-    to `state` as it runs, with done = true at the end."""
+    to `state` as it runs, with done = true at the end. timeline: also every request as
+    [i, sent (epoch ms), answered (epoch ms), status, TIMELINE_KEYS' value or None]."""
     stats: dict = {"requests": 0, "ok": 0, "failed": 0, "errors": [], "ids": [], "versions": [], "done": False}
     stats["slowest"] = {"seconds": 0.0}
+    if timeline:
+        stats["timeline"] = []
     deadline, i = time.monotonic() + seconds, 0
     while i < count and time.monotonic() < deadline and not os.path.exists(state + ".stop"):
         method, path, body, want, record = loop_request(mode, i, os.path.basename(state), account)
+        sent = int(time.time() * 1000)
         answer = request(method, base + path, body, auth(), timeout)
+        if timeline:
+            try:
+                value = json.loads(answer["body"]).get(TIMELINE_KEYS.get(mode, ""))
+            except (ValueError, AttributeError):
+                value = None
+            stats["timeline"].append([i, sent, int(time.time() * 1000), answer["status"], value])
         stats["requests"] += 1
         if answer["seconds"] > stats["slowest"]["seconds"]:
             stats["slowest"] = {"seconds": answer["seconds"], "i": i, "path": path, "status": answer["status"]}
@@ -135,17 +160,20 @@ def burst(url: str, n: int, parallel: int = 8, timeout: float = 10, forge: bool 
     return [{k: v for k, v in a.items() if k != "body"} for a in answers]
 
 
-def states(base: str, ids: list[str], ids_from: str = "", timeout: float = 10) -> dict[str, int]:
-    """{state: count} of Celery tasks read through the API: ids, and those recorded in a loop's state file."""
+def states(base: str, ids: list[str], ids_from: str = "", timeout: float = 10, each: bool = False) -> dict:
+    """{state: count} of Celery tasks read through the API: ids, and those recorded in a loop's
+    state file. each: {task id: state} instead."""
     if ids_from:
         with open(ids_from) as f:
             ids = ids + json.load(f)["ids"]
     counts: dict[str, int] = {}
+    found: dict[str, str] = {}
     for task_id in ids:
         answer = request("GET", f"{base}/api/tasks/{task_id}", None, auth(), timeout)
         state = json.loads(answer["body"])["state"] if answer["status"] == 200 else f"HTTP {answer['status']}"
         counts[state] = counts.get(state, 0) + 1
-    return counts
+        found[task_id] = state
+    return found if each else counts
 
 
 def redis_tls(sock: socket.socket, address: str) -> ssl.SSLSocket:
