@@ -1,14 +1,23 @@
-"""A Sentinel user's password changed in the inventory goes live with a converge of the
-Sentinel layer (molecule/ha/converge-sentinel.yml runs playbooks/sentinel.yml): the same
-Sentinel processes, the old password refused, the new one accepted, and after the peer
-user's change the Sentinels still log in to each other and reach their quorum. The
-client user's and the Sentinels' own Redis password change in two steps, the old one
-accepted in between (converge-redis-sentinel.yml: the Redis layer, then Sentinel's)."""
+"""Every Sentinel password changed in one rotation, as the runbook runs it
+(docs/runbooks/redis-rotate-password.md), each step a converge of the Redis and Sentinel
+layers (converge-redis-sentinel.yml runs playbooks/redis.yml, then sentinel.yml):
+- step one: the Sentinel users' passwords (admin, peer, client) change live, the old ones
+  refused, except the two that other layers share, which are accepted old and new: the
+  client user's (the app rolls to it) and the Sentinels' login to the Redis nodes;
+- step two: the old shared ones dropped: refused, and nothing goes down (the Sentinels
+  log in to each other and to the nodes with the new ones); the same inventory again
+  changes nothing;
+- back to the scenario's passwords in the same two steps.
+The same Sentinel and Redis processes throughout. The tests run in this order and share
+the rotation (one converge per step: each costs a minute or more under CI load); if one
+fails, the module's fixture still brings the scenario's passwords back."""
 
 import itertools
 import re
 import time
 from collections.abc import Callable
+
+import pytest
 
 from redisops_testlib.ha import Ha, Node, app_smoke
 from redisops_testlib.playbooks import ansible_playbook
@@ -20,6 +29,8 @@ CHANGED = {
     "peer": "sentinel-peer-test-pw-002",
     "client": "sentinel-client-test-pw-2",
 }
+# And the Sentinels' password to the Redis nodes (redis_sentinel_redis_password).
+NEW_REDIS = "sentinel-redis-test-pw-2"
 
 
 def _user(ha: Ha, role: str) -> str:
@@ -28,12 +39,10 @@ def _user(ha: Ha, role: str) -> str:
     return ha.vars.get(f"redis_sentinel_{role}_user", default)
 
 
-def _converge(
-    ha: Ha, scenario, passwords: dict[str, str], extra: dict | None = None, playbook: str = "converge-sentinel.yml"
-) -> dict[str, int]:
-    """The Sentinel layer (or `playbook`) with these Sentinel passwords and extra
-    variables; changed tasks per host."""
-    proc = ansible_playbook(scenario.dir / playbook, {"ha_sentinel_passwords": passwords, **(extra or {})})
+def _converge(ha: Ha, scenario, passwords: dict[str, str], extra: dict[str, str]) -> dict[str, int]:
+    """The Redis and Sentinel layers with these Sentinel passwords and extra variables;
+    changed tasks per host."""
+    proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", {"ha_sentinel_passwords": passwords, **extra})
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
     assert set(recap) >= {n.name for n in ha.nodes}, proc.stdout[-2000:]
@@ -90,79 +99,13 @@ def _holds(ha: Ha, check: Callable[[], bool], what: str) -> tuple[int, float]:
     return checks, hold
 
 
-def test_changed_sentinel_passwords_apply_live_and_the_sentinels_keep_their_quorum(ha: Ha, scenario):
-    original = dict(ha.sentinel_passwords)
-    changed = original | CHANGED
-    assert wait_for(lambda: _all_talking(ha), timeout=60)
-    pids = {n.name: _pid(n) for n in ha.nodes}
-    started = time.monotonic()
-    recap = _converge(ha, scenario, changed)
-    print(f"converge with changed admin, peer and client passwords: {recap} ({time.monotonic() - started:.0f} s)")
-    assert all(recap[n.name] > 0 for n in ha.nodes), recap
-    assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
-    try:
-        for node in ha.nodes:
-            for role, new in CHANGED.items():
-                old_reply = _ping(ha, node, role, original[role])
-                assert "WRONGPASS" in old_reply, (node.name, role, old_reply)
-                assert _ping(ha, node, role, new) == "PONG", (node.name, role)
-        # Every Sentinel drops its peers' connections: they can only come back by
-        # logging in with the password the peer user now accepts, the new one.
-        for node in ha.nodes:
-            node.host.check_output(f"redis-sentinel-admin CLIENT KILL USER {_user(ha, 'peer')}")
-        wait_for(lambda: all(_peer_logins(ha, n) >= len(ha.nodes) - 1 for n in ha.nodes), timeout=60, interval=1)
-        # Past down-after, a peer that could not log in would be s_down; it stays up.
-        checks, hold = _holds(ha, lambda: _all_talking(ha), "a Sentinel lost a peer or its quorum")
-        print(f"CKQUORUM OK and no peer down on every Sentinel in {checks} checks over {hold:.0f} s")
-        assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
-        # The change is done: the same inventory again changes nothing.
-        recap = _converge(ha, scenario, changed)
-        print(f"second converge with the changed passwords: {recap}")
-        assert all(recap[n.name] == 0 for n in ha.nodes), recap
-    finally:
-        # Back to the scenario's passwords, for the tests after this one.
-        recap = _converge(ha, scenario, original)
-        print(f"converge back to the scenario's passwords: {recap}")
-    for node in ha.nodes:
-        assert _ping(ha, node, "peer", original["peer"]) == "PONG"
-        assert "WRONGPASS" in _ping(ha, node, "peer", CHANGED["peer"])
-    assert wait_for(lambda: _all_talking(ha), timeout=60)
-    assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
-
-
-def test_the_client_user_accepts_its_old_password_until_the_app_has_the_new_one(ha: Ha, scenario):
-    original = dict(ha.sentinel_passwords)
-    old, new = original["client"], CHANGED["client"]
-    pids = {n.name: _pid(n) for n in ha.nodes}
-    try:
-        # Step 1: the new password, and the old one kept (the app still has it).
-        recap = _converge(ha, scenario, original | {"client": new}, {"redis_sentinel_client_password_previous": old})
-        print(f"client password: new one set, old one kept: {recap}")
-        for node in ha.nodes:
-            assert _ping(ha, node, "client", old) == "PONG", node.name
-            assert _ping(ha, node, "client", new) == "PONG", node.name
-        # The app's processes, their connections dropped by ACL LOAD, log in again
-        # with the old password: the app keeps working through the Sentinels.
-        app_smoke()
-    finally:
-        # Back to the scenario's password (the old one stays the app's here: the
-        # app is not rolled), the other password no longer accepted.
-        recap = _converge(ha, scenario, original)
-        print(f"client password: back to one: {recap}")
-    for node in ha.nodes:
-        assert _ping(ha, node, "client", old) == "PONG", node.name
-        assert "WRONGPASS" in _ping(ha, node, "client", new), node.name
-    assert {n.name: _pid(n) for n in ha.nodes} == pids, "no Sentinel restarted"
-
-
 def _redis_pid(node: Node) -> str:
     return node.host.check_output("systemctl show -p MainPID --value redis-server")
 
 
 def _sentinel_logins(ha: Ha, node: Node) -> int:
     """Connections to the node's Redis logged in as the Sentinels' user."""
-    user = ha.vars.get("redis_sentinel_redis_user", "sentinel")
-    return node.host.check_output("redis-admin CLIENT LIST").count(f" user={user} ")
+    return node.host.check_output("redis-admin CLIENT LIST").count(f" user={_redis_password(ha)[0]} ")
 
 
 def _nothing_down(ha: Ha) -> bool:
@@ -177,49 +120,115 @@ def _nothing_down(ha: Ha) -> bool:
     return True
 
 
-def test_the_sentinels_redis_password_changes_live_with_both_accepted_in_between(ha: Ha, scenario):
-    user = ha.vars.get("redis_sentinel_redis_user", "sentinel")
-    old, new = ha.vars["redis_sentinel_redis_password"], "sentinel-redis-test-pw-2"
-    master = wait_for(ha.agreed_master, timeout=60)
-    assert wait_for(lambda: _nothing_down(ha), timeout=60)
-    pids = {n.name: (_pid(n), _redis_pid(n)) for n in ha.nodes}
-    passwords = dict(ha.sentinel_passwords)
+def _redis_password(ha: Ha) -> tuple[str, str]:
+    """The Sentinels' Redis user and its password in the scenario."""
+    return ha.vars.get("redis_sentinel_redis_user", "sentinel"), ha.vars["redis_sentinel_redis_password"]
 
-    def layers(current: str, previous: str = "") -> dict[str, int]:
-        extra = {
-            "redis_sentinel_redis_password": current,
-            "redis_server_replication_sentinel_password_previous": previous,
-        }
-        return _converge(ha, scenario, passwords, extra, playbook="converge-redis-sentinel.yml")
 
-    def accepted(password: str) -> list[str]:
-        """The nodes whose Redis accepts the Sentinels' user with this password."""
-        return [n.name for n in ha.nodes if ha.redis(n).out(user, password, "PING") == "PONG"]
+def _step(ha: Ha, scenario, passwords: dict[str, str], redis: str, redis_previous: str = "", client_previous: str = ""):
+    """One step of the rotation: changed tasks per host."""
+    extra = {
+        "redis_sentinel_redis_password": redis,
+        "redis_server_replication_sentinel_password_previous": redis_previous,
+        "redis_sentinel_client_password_previous": client_previous,
+    }
+    return _converge(ha, scenario, passwords, extra)
 
+
+def _accepted(ha: Ha, password: str) -> list[str]:
+    """The nodes whose Redis accepts the Sentinels' user with this password."""
+    user, _ = _redis_password(ha)
+    return [n.name for n in ha.nodes if ha.redis(n).out(user, password, "PING") == "PONG"]
+
+
+def _pids(ha: Ha) -> dict[str, tuple[str, str]]:
+    return {n.name: (_pid(n), _redis_pid(n)) for n in ha.nodes}
+
+
+def _back(ha: Ha, scenario, original: dict[str, str]) -> None:
+    """The scenario's passwords again, in two steps: first the old Redis one kept."""
+    old = _redis_password(ha)[1]
+    print(f"back, both Redis passwords accepted: {_step(ha, scenario, original, old, NEW_REDIS)}")
+    print(f"back, one: {_step(ha, scenario, original, old)}")
+
+
+@pytest.fixture(scope="module")
+def rotation(ha: Ha, scenario):
+    """The state the tests share: the scenario's passwords, master and pids before
+    the rotation; the module's end brings the scenario's passwords back unless the
+    last test did."""
+    state = {"original": dict(ha.sentinel_passwords), "restored": False}
+    assert wait_for(lambda: _all_talking(ha) and _nothing_down(ha), timeout=60)
+    state["master"] = wait_for(ha.agreed_master, timeout=60)
+    state["pids"] = _pids(ha)
+    yield state
+    if not state["restored"]:
+        _back(ha, scenario, state["original"])
+
+
+def test_step_one_changes_the_sentinel_passwords_live_and_keeps_the_shared_old_ones(ha: Ha, scenario, rotation):
+    original = rotation["original"]
+    old_redis = _redis_password(ha)[1]
+    recap = _step(ha, scenario, original | CHANGED, NEW_REDIS, old_redis, original["client"])
+    print(f"step one (admin, peer, client, Redis passwords; client and Redis old ones kept): {recap}")
+    assert all(recap[n.name] > 0 for n in ha.nodes), recap
+    assert _pids(ha) == rotation["pids"], "nothing restarted"
+    for node in ha.nodes:
+        for role in ("admin", "peer"):
+            old_reply = _ping(ha, node, role, original[role])
+            assert "WRONGPASS" in old_reply, (node.name, role, old_reply)
+            assert _ping(ha, node, role, CHANGED[role]) == "PONG", (node.name, role)
+        # The client user: the app still has the old one.
+        assert _ping(ha, node, "client", original["client"]) == "PONG", node.name
+        assert _ping(ha, node, "client", CHANGED["client"]) == "PONG", node.name
     everyone = [n.name for n in ha.nodes]
-    try:
-        # Step 1: every node accepts both; every Sentinel then logs in with the new one.
-        print(f"new password, old one kept: {layers(new, old)}")
-        assert accepted(old) == everyone
-        assert accepted(new) == everyone
-        # Step 2: the old one dropped; the nodes close the logins made with it, and
-        # the Sentinels log in again: with the new one, or they would see every node
-        # down within down-after.
-        recap = layers(new)
-        print(f"old password dropped: {recap}")
-        assert accepted(old) == []
-        assert accepted(new) == everyone
-        wait_for(lambda: all(_sentinel_logins(ha, n) >= len(ha.nodes) for n in ha.nodes), timeout=60, interval=1)
-        checks, hold = _holds(ha, lambda: _nothing_down(ha), "a Sentinel lost a Redis node")
-        print(f"no node down on any Sentinel in {checks} checks over {hold:.0f} s")
-        assert ha.agreed_master() == master
-        assert {n.name: (_pid(n), _redis_pid(n)) for n in ha.nodes} == pids, "nothing restarted"
-        recap = layers(new)
-        print(f"the same inventory again: {recap}")
-        assert all(recap[n] == 0 for n in everyone), recap
-    finally:
-        # Back to the scenario's password, in the same two steps.
-        print(f"back, both accepted: {layers(old, new)}; back, one: {layers(old)}")
-    assert accepted(old) == everyone
-    assert accepted(new) == []
-    assert wait_for(lambda: _nothing_down(ha), timeout=60)
+    assert _accepted(ha, old_redis) == everyone
+    assert _accepted(ha, NEW_REDIS) == everyone
+    # The app's processes, their connections dropped by ACL LOAD, log in again with
+    # the old client password: the app keeps working through the Sentinels.
+    app_smoke()
+
+
+def test_step_two_refuses_the_shared_old_passwords_and_nothing_goes_down(ha: Ha, scenario, rotation):
+    """The client user keeps only the scenario's password here (the app is not rolled
+    in this scenario: the change is taken back), the Redis nodes only the new one."""
+    original = rotation["original"]
+    old_redis = _redis_password(ha)[1]
+    step_two = original | {"admin": CHANGED["admin"], "peer": CHANGED["peer"]}
+    print(f"step two (the old Redis and the new client password dropped): {_step(ha, scenario, step_two, NEW_REDIS)}")
+    for node in ha.nodes:
+        assert _ping(ha, node, "client", original["client"]) == "PONG", node.name
+        assert "WRONGPASS" in _ping(ha, node, "client", CHANGED["client"]), node.name
+    assert _accepted(ha, old_redis) == []
+    assert _accepted(ha, NEW_REDIS) == [n.name for n in ha.nodes]
+    # The nodes closed the Sentinels' logins made with the old password; every
+    # Sentinel drops its peers' connections: both come back only by logging in with
+    # the passwords now accepted, or a Sentinel would see a node or a peer down
+    # within down-after.
+    for node in ha.nodes:
+        node.host.check_output(f"redis-sentinel-admin CLIENT KILL USER {_user(ha, 'peer')}")
+    wait_for(lambda: all(_peer_logins(ha, n) >= len(ha.nodes) - 1 for n in ha.nodes), timeout=60, interval=1)
+    wait_for(lambda: all(_sentinel_logins(ha, n) >= len(ha.nodes) for n in ha.nodes), timeout=60, interval=1)
+    checks, hold = _holds(ha, lambda: _all_talking(ha) and _nothing_down(ha), "a Sentinel lost a peer, node or quorum")
+    print(f"CKQUORUM OK, no peer and no node down on every Sentinel in {checks} checks over {hold:.0f} s")
+    assert ha.agreed_master() == rotation["master"]
+    assert _pids(ha) == rotation["pids"], "nothing restarted"
+    # The rotation is done: the same inventory again changes nothing.
+    recap = _step(ha, scenario, step_two, NEW_REDIS)
+    print(f"the same inventory again: {recap}")
+    assert all(recap[n.name] == 0 for n in ha.nodes), recap
+
+
+def test_the_scenarios_passwords_come_back_in_the_same_two_steps(ha: Ha, scenario, rotation):
+    original = rotation["original"]
+    rotation["restored"] = True
+    _back(ha, scenario, original)
+    for node in ha.nodes:
+        for role in ("admin", "peer", "client"):
+            assert _ping(ha, node, role, original[role]) == "PONG", (node.name, role)
+            assert "WRONGPASS" in _ping(ha, node, role, CHANGED[role]), (node.name, role)
+    assert _accepted(ha, _redis_password(ha)[1]) == [n.name for n in ha.nodes]
+    assert _accepted(ha, NEW_REDIS) == []
+    assert wait_for(lambda: _all_talking(ha) and _nothing_down(ha), timeout=60)
+    assert ha.agreed_master() == rotation["master"]
+    assert _pids(ha) == rotation["pids"], "nothing restarted"
