@@ -181,6 +181,12 @@ class WaitingTransportMixin:
     keeps the loop from starting a BRPOP."""
 
     cycle: Any
+    # kombu 5.6.2 lets a KeyError out of its event loop when a file descriptor
+    # fires after its channel was dropped: a reconnect after a failover under
+    # load ended the worker ("Unrecoverable error: KeyError(12)" in mingle).
+    # kombu 5.7.0 counts it as a connection error (celery/kombu#2582, #2592), so
+    # the consumer reconnects; the same here until we move to it.
+    connection_errors = (*kombu_redis.Transport.connection_errors, KeyError)
 
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         super().register_with_event_loop(connection, loop)  # type: ignore[misc]

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from celery.app.defaults import NAMESPACES, flatten
 from django.conf import settings
+from kombu.transport import redis as kombu_redis
 
 from config.celery_app import app
-from redisops import redis_acl
+from redisops import celery_redis, redis_acl
 
 SETTINGS_DIR = Path(__file__).resolve().parents[2] / "config" / "settings"
 
@@ -137,3 +138,18 @@ def test_tasks_bind_to_the_project_app() -> None:
 
     assert tasks.add.app is app
     assert current_app._get_current_object() is app
+
+
+def test_a_stale_file_descriptor_is_a_connection_error_the_worker_recovers_from() -> (
+    None
+):
+    """kombu 5.6.2 raises KeyError when a file descriptor fires after its channel was
+    dropped (a reconnect after a failover under load, celery/kombu#2582): the worker
+    exited on it. As a connection error, its consumer reconnects instead. When this
+    raises nothing, kombu guards it itself (5.7.0): drop our connection_errors."""
+    with pytest.raises(KeyError) as raised:
+        kombu_redis.MultiChannelPoller().on_readable(35)  # no channel has fd 35
+    for transport in (celery_redis.Transport, celery_redis.SentinelTransport):
+        assert isinstance(raised.value, transport.connection_errors)
+    with app.connection_for_read() as conn:
+        assert isinstance(raised.value, conn.connection_errors), conn.transport_cls
