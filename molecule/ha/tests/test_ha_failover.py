@@ -298,8 +298,9 @@ def test_the_app_passes_smoke_after_the_failover_without_a_restart(ha: Ha):
     app_smoke()
     now = app_pids(ha.client)
     restarted = [u for u, pid in now.items() if _app_before.get(u) != pid]
-    # Why, if one did: its journal around the failover.
-    journal = {u: ha.client.run(f"journalctl --no-pager -o short-precise -n 60 -u {u}").stdout for u in restarted}
+    # Why, if one did: what its journal says about errors and exits.
+    why = "grep -E 'CRITICAL|Unrecoverable|Traceback|Error|exited' | tail -n 20"
+    journal = {u: ha.client.run(f"journalctl --no-pager -o short-precise -u {u} | {why}").stdout for u in restarted}
     assert not restarted, f"app units restarted: {restarted}\n" + "\n".join(f"== {u}\n{j}" for u, j in journal.items())
 
 
