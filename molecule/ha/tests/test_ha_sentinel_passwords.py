@@ -4,9 +4,10 @@ layers (converge-redis-sentinel.yml runs playbooks/redis.yml, then sentinel.yml)
 - step one: the Sentinel users' passwords (admin, peer, client) change live, the old ones
   refused, except the two that other layers share, which are accepted old and new: the
   client user's (the app rolls to it) and the Sentinels' login to the Redis nodes;
-- step two: the old shared ones dropped: refused, and nothing goes down (the Sentinels
-  log in to each other and to the nodes with the new ones); the same inventory again
-  changes nothing;
+- step two: the Redis nodes drop the old password and the client user the new one (the
+  app is not rolled here): each dropped one refused, and nothing goes down (the Sentinels
+  log in to each other and to the nodes with the passwords kept); the same inventory
+  again changes nothing;
 - back to the scenario's passwords in the same two steps.
 The same Sentinel and Redis processes throughout. The tests run in this order and share
 the rotation (one converge per step: each costs a minute or more under CI load); if one
@@ -125,7 +126,9 @@ def _redis_password(ha: Ha) -> tuple[str, str]:
     return ha.vars.get("redis_sentinel_redis_user", "sentinel"), ha.vars["redis_sentinel_redis_password"]
 
 
-def _step(ha: Ha, scenario, passwords: dict[str, str], redis: str, redis_previous: str = "", client_previous: str = ""):
+def _step(
+    ha: Ha, scenario, passwords: dict[str, str], redis: str, redis_previous: str = "", client_previous: str = ""
+) -> dict[str, int]:
     """One step of the rotation: changed tasks per host."""
     extra = {
         "redis_sentinel_redis_password": redis,
@@ -157,7 +160,7 @@ def rotation(ha: Ha, scenario):
     """The state the tests share: the scenario's passwords, master and pids before
     the rotation; the module's end brings the scenario's passwords back unless the
     last test did."""
-    state = {"original": dict(ha.sentinel_passwords), "restored": False}
+    state = {"original": dict(ha.sentinel_passwords), "restored": False, "done": 0}
     assert wait_for(lambda: _all_talking(ha) and _nothing_down(ha), timeout=60)
     state["master"] = wait_for(ha.agreed_master, timeout=60)
     state["pids"] = _pids(ha)
@@ -187,11 +190,15 @@ def test_step_one_changes_the_sentinel_passwords_live_and_keeps_the_shared_old_o
     # The app's processes, their connections dropped by ACL LOAD, log in again with
     # the old client password: the app keeps working through the Sentinels.
     app_smoke()
+    rotation["done"] = 1
 
 
-def test_step_two_refuses_the_shared_old_passwords_and_nothing_goes_down(ha: Ha, scenario, rotation):
-    """The client user keeps only the scenario's password here (the app is not rolled
-    in this scenario: the change is taken back), the Redis nodes only the new one."""
+def test_step_two_refuses_the_dropped_passwords_and_nothing_goes_down(ha: Ha, scenario, rotation):
+    """The Redis nodes keep only the new password; the client user only the scenario's
+    (the app is not rolled in this scenario: its change is taken back, the new one is
+    the one dropped)."""
+    # Step two alone would drop the Sentinels' only Redis password: never without step one.
+    assert rotation["done"] == 1, "step one did not finish"
     original = rotation["original"]
     old_redis = _redis_password(ha)[1]
     step_two = original | {"admin": CHANGED["admin"], "peer": CHANGED["peer"]}
@@ -217,12 +224,13 @@ def test_step_two_refuses_the_shared_old_passwords_and_nothing_goes_down(ha: Ha,
     recap = _step(ha, scenario, step_two, NEW_REDIS)
     print(f"the same inventory again: {recap}")
     assert all(recap[n.name] == 0 for n in ha.nodes), recap
+    rotation["done"] = 2
 
 
 def test_the_scenarios_passwords_come_back_in_the_same_two_steps(ha: Ha, scenario, rotation):
     original = rotation["original"]
-    rotation["restored"] = True
     _back(ha, scenario, original)
+    rotation["restored"] = True
     for node in ha.nodes:
         for role in ("admin", "peer", "client"):
             assert _ping(ha, node, role, original[role]) == "PONG", (node.name, role)
