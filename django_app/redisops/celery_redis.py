@@ -176,17 +176,32 @@ class SentinelChannel(WaitingChannelMixin, kombu_redis.SentinelChannel):
     pass
 
 
+class StaleFdSkippingPoller(kombu_redis.MultiChannelPoller):
+    """kombu's poller, skipping a file descriptor whose channel is gone: after a
+    reconnect (a failover under load) the event loop can still report the old one,
+    and kombu 5.6.2's lookup raised KeyError out of the loop, which ended the worker
+    ("Unrecoverable error: KeyError(12)" in mingle; celery/kombu#2582). kombu 5.7.0
+    has the same guard (celery/kombu#2561)."""
+
+    def on_readable(self, fileno: int) -> None:
+        if fileno in self._fd_to_chan:
+            super().on_readable(fileno)
+
+    def handle_event(self, fileno: int, event: int) -> Any:
+        if fileno not in self._fd_to_chan:
+            return None
+        return super().handle_event(fileno, event)
+
+
 class WaitingTransportMixin:
     """Retries deferred writes every second, also while the prefetch limit
     keeps the loop from starting a BRPOP."""
 
     cycle: Any
-    # kombu 5.6.2 lets a KeyError out of its event loop when a file descriptor
-    # fires after its channel was dropped: a reconnect after a failover under
-    # load ended the worker ("Unrecoverable error: KeyError(12)" in mingle).
-    # kombu 5.7.0 counts it as a connection error (celery/kombu#2582, #2592), so
-    # the consumer reconnects; the same here until we move to it.
-    connection_errors = (*kombu_redis.Transport.connection_errors, KeyError)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cycle = StaleFdSkippingPoller()
 
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:
         super().register_with_event_loop(connection, loop)  # type: ignore[misc]
