@@ -21,11 +21,11 @@ MATRIX ?= debian11 debian12 debian13
 # `make test` runs lint and the app tests in a lane of their own beside them.
 # Lanes of about the same length; the machine's 2 cores are the limit (more
 # lanes only spread the same CPU work), so a lane's length is its share of
-# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-11-30, runc
-# exec, these lanes, 48.7 min in all; its ha ran the since-reverted kill -9
-# drill under load): default 1055 s, default@debian11 795, default@debian13
-# 618, drill@debian11 2411, ha 2875, monitoring 2060, app 2058, tls 289,
-# deploy 2410, production 1364; lint 158 + app tests 344 beside.
+# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-11-30, every
+# lane but ha, 2711 s in all, while ha ran beside it from the main checkout):
+# default 1083 s, default@debian11 800, default@debian13 758, drill@debian11
+# 2575, monitoring 2177, app 2132, tls 340, deploy 2576, production 1363; lint
+# 168 + app tests 355 beside; ha 1726 s of verify (26 tests) after its converge.
 LANES ?= "default default@debian11 default@debian13" "drill@debian11" "ha" "monitoring" "app tls" "deploy" "production"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
