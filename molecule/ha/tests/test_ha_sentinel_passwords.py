@@ -40,16 +40,6 @@ def _user(ha: Ha, role: str) -> str:
     return ha.vars.get(f"redis_sentinel_{role}_user", default)
 
 
-def _converge(ha: Ha, scenario, passwords: dict[str, str], extra: dict[str, str]) -> dict[str, int]:
-    """The Redis and Sentinel layers with these Sentinel passwords and extra variables;
-    changed tasks per host."""
-    proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", {"ha_sentinel_passwords": passwords, **extra})
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
-    assert set(recap) >= {n.name for n in ha.nodes}, proc.stdout[-2000:]
-    return recap
-
-
 def _pid(node: Node) -> str:
     return node.host.check_output("systemctl show -p MainPID --value redis-sentinel")
 
@@ -129,13 +119,19 @@ def _redis_password(ha: Ha) -> tuple[str, str]:
 def _step(
     ha: Ha, scenario, passwords: dict[str, str], redis: str, redis_previous: str = "", client_previous: str = ""
 ) -> dict[str, int]:
-    """One step of the rotation: changed tasks per host."""
+    """One step of the rotation, a converge of the Redis and Sentinel layers with these
+    Sentinel passwords: changed tasks per host."""
     extra = {
+        "ha_sentinel_passwords": passwords,
         "redis_sentinel_redis_password": redis,
         "redis_server_replication_sentinel_password_previous": redis_previous,
         "redis_sentinel_client_password_previous": client_previous,
     }
-    return _converge(ha, scenario, passwords, extra)
+    proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    recap = {h: int(c) for h, c in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
+    assert set(recap) >= {n.name for n in ha.nodes}, proc.stdout[-2000:]
+    return recap
 
 
 def _accepted(ha: Ha, password: str) -> list[str]:
