@@ -14,7 +14,9 @@ errors. Here:
   skips a refused round; declaring queues (at the consumer's start) waits
   until the write is taken. The message stays unacknowledged meanwhile (the
   worker fetches no more than its prefetch), so it is acked once, when
-  writes return, and never run twice.
+  writes return, and never run twice. A publish on a channel that a
+  reconnect closed under the producer is a connection error, which the
+  publish's retry policy sends again.
 - RedisBackend / SentinelBackend (``config.celery_app`` maps the ``redis``,
   ``rediss`` and ``sentinel`` schemes to them): a refused write counts as safe
   to retry, so ``CELERY_RESULT_BACKEND_ALWAYS_RETRY`` retries storing a
@@ -33,6 +35,7 @@ from celery.backends import redis as celery_redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from .write_refusals import WriteRefusals, is_write_refused
@@ -145,6 +148,17 @@ class WaitingChannelMixin:
                 if not is_write_refused(exc):
                     raise
                 time.sleep(self.refusals.refused(exc, "declaring its queues"))
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        # A closed channel still in a producer's hands: kombu's retry around
+        # declaring a queue (Connection.ensure) closes every channel of the
+        # connection it collects and revives only the queue, so the publish
+        # that declared it goes on with this one, and kombu 5.6.2 failed it
+        # with AttributeError (its connection is gone). As a connection error
+        # the publish's own retry revives the producer and sends again.
+        if self.connection is None:  # type: ignore[attr-defined]
+            raise RedisConnectionError("the broker channel was closed by a reconnect")
+        return super()._create_client(asynchronous)  # type: ignore[misc]
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         # No fetch while writes are refused (BRPOP is one) or deferred acks

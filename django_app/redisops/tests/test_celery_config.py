@@ -7,16 +7,21 @@ CELERY_ACKS_LATE are silently ignored (shared/seed/KNOWN-MISTAKES.md).
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+from celery import Celery
 from celery.app.defaults import NAMESPACES, flatten
 from django.conf import settings
 from kombu.transport import redis as kombu_redis
 from kombu.utils.eventio import ERR, READ
 
 from config.celery_app import app
-from redisops import celery_redis, redis_acl
+from redisops import celery_redis, connections, redis_acl
+from redisops.tests.conftest import wait_for
+from redisops.tests.redis_proc import RedisProcess, free_port
 
 SETTINGS_DIR = Path(__file__).resolve().parents[2] / "config" / "settings"
 
@@ -158,3 +163,52 @@ def test_the_transport_skips_a_stale_file_descriptor_instead_of_ending_the_worke
         assert poller.on_readable(35) is None
         assert poller.handle_event(35, READ) is None
         assert poller.handle_event(35, ERR) is None
+
+
+def test_a_publish_whose_queue_declaration_a_switchover_dropped_is_sent_again(
+    tmp_path: Path,
+) -> None:
+    """What redis-sentinel-switchover does to the web's producer: its first
+    publish on a new connection declares the queue (SADD, a write), which waits
+    in CLIENT PAUSE WRITE until the switchover kills the connection. kombu's
+    retry around the declaration revives the queue on a new channel but the
+    producer keeps the closed one, and kombu 5.6.2 then failed the publish with
+    AttributeError (a 500 in the ha switchover drill). The app's transport makes
+    the closed channel a connection error: the publish's retry sends it again."""
+    server = RedisProcess(free_port(), tmp_path)
+    server.start()
+    celery = Celery("publish-test", set_as_current=False)
+    url = server.url()
+    celery.conf.update(
+        broker_url=url,
+        broker_transport=connections.celery_broker_transport(url),
+        task_publish_retry_policy=app.conf.task_publish_retry_policy,
+    )
+    admin = server.admin()
+    outcome: dict[str, Any] = {}
+
+    def publish() -> None:
+        try:
+            outcome["sent"] = celery.send_task("t.add", queue="publish-test")
+        except Exception as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    try:
+        assert admin.execute_command("CLIENT", "PAUSE", 10000, "WRITE")
+        thread = threading.Thread(target=publish, daemon=True)
+        thread.start()
+        wait_for(
+            lambda: any(c.get("cmd") == "sadd" for c in admin.client_list()),
+            timeout=10,
+            what="the queue's declaration waiting in the pause",
+        )
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        admin.execute_command("CLIENT", "UNPAUSE")
+        thread.join(15)
+        assert not thread.is_alive(), "the publish still hangs"
+        assert "sent" in outcome, repr(outcome.get("error"))
+        assert admin.llen("publish-test") == 1
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        celery.close()
+        server.stop()
