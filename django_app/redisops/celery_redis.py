@@ -16,7 +16,8 @@ errors. Here:
   worker fetches no more than its prefetch), so it is acked once, when
   writes return, and never run twice. A publish on a channel that a
   reconnect closed under the producer is a connection error, which the
-  publish's retry policy sends again.
+  publish's retry policy sends again; an ack or reject on such a channel is
+  skipped with a warning (closing it put the message back in its queue).
 - RedisBackend / SentinelBackend (``config.celery_app`` maps the ``redis``,
   ``rediss`` and ``sentinel`` schemes to them): a refused write counts as safe
   to retry, so ``CELERY_RESULT_BACKEND_ALWAYS_RETRY`` retries storing a
@@ -27,6 +28,7 @@ Each logs one WARNING per episode (redisops.write_refusals.WriteRefusals).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +43,7 @@ from redis.exceptions import ResponseError
 from .write_refusals import WriteRefusals, is_write_refused
 
 Write = Callable[[], object]
+log = logging.getLogger(__name__)
 
 
 class WaitingQoS(kombu_redis.QoS):
@@ -65,12 +68,31 @@ class WaitingQoS(kombu_redis.QoS):
         self.channel.write_or_defer(write, "recording a delivered task")
         virtual.QoS.append(self, message, delivery_tag)
 
+    def _closed(self, delivery_tag: str, doing: str) -> bool:
+        # The channel closed with the broker connection (a failover) while the
+        # task ran: closing it put its unacknowledged messages back in their
+        # queue (or, if Redis was out of reach then, the visibility timeout
+        # will), so this one is delivered again; there is nothing to ack here.
+        if self.channel.connection is not None:
+            return False
+        log.warning(
+            "%s %s skipped: its channel closed with the broker connection and "
+            "the message goes back to its queue, to be delivered again",
+            doing,
+            delivery_tag,
+        )
+        return True
+
     def ack(self, delivery_tag: str) -> None:
+        if self._closed(delivery_tag, "acknowledging"):
+            return
         self.channel.write_or_defer(
             lambda: kombu_redis.QoS.ack(self, delivery_tag), "acknowledging a task"
         )
 
     def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if self._closed(delivery_tag, "rejecting"):
+            return
         self.channel.write_or_defer(
             lambda: kombu_redis.QoS.reject(self, delivery_tag, requeue=requeue),
             "rejecting a task",

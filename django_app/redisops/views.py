@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 from celery import current_app
+from celery import states as celery_states
 from celery.result import AsyncResult
 from django.conf import settings
 from django.db import connection
@@ -265,14 +266,19 @@ def task_result(request: HttpRequest, task_id: str) -> HttpResponse:
     # The app the tasks are bound to (config.celery_app in every process);
     # an app module does not import its project.
     result = AsyncResult(task_id, app=current_app)
+    # One read of the state: each of ready(), successful() and failed() reads it
+    # again until it is final, and a task finishing in between gave a mixed
+    # answer (state STARTED with the error of its FAILURE). A final state is
+    # cached, so result.result below comes from the same read.
+    state = result.state
     body: dict[str, Any] = {
         "task_id": task_id,
-        "state": result.state,
-        "ready": result.ready(),
+        "state": state,
+        "ready": state in celery_states.READY_STATES,
     }
-    if result.successful():
+    if state == celery_states.SUCCESS:
         body["result"] = result.result
-    elif result.failed():
+    elif state == celery_states.FAILURE:
         # The message can carry data, hosts or paths: the log gets it, the
         # caller gets the exception's class and the id to look it up with.
         exc = result.result

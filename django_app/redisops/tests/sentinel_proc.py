@@ -212,6 +212,39 @@ class SentinelGroup:
             time.sleep(0.1)
         raise RuntimeError("no new master after SENTINEL FAILOVER")
 
+    def switchover(self, pause_ms: int = 5000, timeout: float = 30.0) -> int:
+        """What redis-sentinel-switchover does (roles/redis_sentinel): pause the
+        master's writes, SENTINEL FAILOVER, wait until the old master replicates
+        from the new one, drop its clients (they reconnect through the
+        Sentinels), lift the pause. Return the new master's port."""
+        self.wait_ready(timeout=45)
+        old = self.master_port()
+        assert old, "no master agreed by a majority of the Sentinels"
+        master = self.node(old)
+        master.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+        try:
+            master.execute_command("WAIT", 1, pause_ms // 2)
+            self.sentinel(self.sentinel_ports[0]).execute_command(
+                "SENTINEL", "FAILOVER", self.master_name
+            )
+            deadline = time.monotonic() + (pause_ms - 500) / 1000
+            while time.monotonic() < deadline:
+                new = self.master_port()
+                if new and new != old:
+                    link = master.info("replication").get("master_link_status")
+                    if link == "up":
+                        break
+                time.sleep(0.05)
+            master.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        finally:
+            master.execute_command("CLIENT", "UNPAUSE")
+        deadline = time.monotonic() + timeout
+        while (new := self.master_port()) in (None, old):
+            if time.monotonic() >= deadline:
+                raise RuntimeError("no new master after the switchover")
+            time.sleep(0.1)
+        return new
+
     @contextmanager
     def hung(self, index: int) -> Iterator[int]:
         """SIGSTOP one Sentinel (its port still accepts, nothing answers). Once

@@ -414,3 +414,67 @@ def test_a_hung_sentinel_costs_a_timeout_not_a_hang(
         print(f"{purpose}: a hung first Sentinel cost {took:.1f} s")
     finally:
         purposes.close()
+
+
+def test_a_task_running_across_a_switchover_runs_again_and_succeeds(
+    group: SentinelGroup, spawn, uid: str
+) -> None:
+    """A task (acks late) running when a switchover drops the worker's broker
+    connection: the worker terminates it (CELERY_WORKER_CANCEL_LONG_RUNNING_
+    TASKS_ON_CONNECTION_LOSS), closing the channel puts its message back in the
+    queue, and it runs again through the new master: SUCCESS within seconds, not
+    after the visibility timeout (an hour). Its ack on the closed channel is
+    skipped with a warning (redisops.celery_redis), not logged as CRITICAL."""
+    env = {
+        user.env.replace("REDIS_", "REDIS_TEST_", 1): group.url(user.name)
+        for user in redis_acl.USERS
+        if user.env
+    }
+    worker = spawn(
+        worker_argv("INFO", "--hostname", f"switchover-{uid}@%h"), name="worker", **env
+    )
+    purposes = Purposes(group)
+    # Sent without a result backend: a sender with one subscribes to each task's
+    # result, and that subscription's retries outlive the test. States are read
+    # as the API reads them (GET of the result key).
+    sender = Celery("switchover-sender", set_as_current=False)
+    sender.conf.update(
+        broker_url=purposes.settings.celery_broker_url,
+        broker_transport_options=purposes.settings.celery_broker_transport_options,
+    )
+
+    def state(task_id: str) -> str:
+        return purposes.celery.AsyncResult(task_id).state
+
+    try:
+        warm = sender.send_task(
+            "redisops.tasks.heavy_checksum", args=(1, 1), queue="heavy"
+        ).id
+        wait_for(lambda: state(warm) == "SUCCESS", timeout=60, what="the worker up")
+        # About 14 s of CPU on an idle machine, longer on a loaded one: the
+        # switchover (the Sentinels settled first) comes while it runs.
+        group.wait_ready(timeout=45)
+        task = sender.send_task(
+            "redisops.tasks.heavy_checksum", args=(64, 300_000), queue="heavy"
+        ).id
+        wait_for(
+            lambda: f"heavy_checksum[{task}] received" in worker.output,
+            timeout=30,
+            what="the task running",
+        )
+        started = time.monotonic()
+        group.switchover()
+        wait_for(
+            lambda: state(task) == "SUCCESS",
+            timeout=FAILOVER_RECOVERY_BOUND * 3,
+            what="the task's SUCCESS after the switchover",
+        )
+        took = time.monotonic() - started
+    finally:
+        sender.close()
+        purposes.close()
+    out = worker.output
+    assert f"heavy_checksum[{task}] cannot be acknowledged" in out, out[-3000:]
+    assert out.count(f"heavy_checksum[{task}] received") == 2, out[-3000:]
+    assert took < FAILOVER_RECOVERY_BOUND * 3
+    assert " CRITICAL " not in out, out[-3000:]
