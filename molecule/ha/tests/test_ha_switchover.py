@@ -10,9 +10,9 @@ import shlex
 import time
 
 from redisops_testlib.api import ApiLoop, api_url, summary, task_states
-from redisops_testlib.ha import Ha, Node
+from redisops_testlib.ha import Ha, Node, RoleSampler
 from redisops_testlib.hosts import STATE_DIR, journal, write_file
-from redisops_testlib.playbooks import Ops
+from redisops_testlib.playbooks import Ops, ansible_playbook
 from redisops_testlib.polling import wait_for
 
 
@@ -152,3 +152,72 @@ def test_switchover_refuses_when_a_sentinel_does_not_answer(ha: Ha):
     assert "Could not connect" in proc.stdout, proc.stdout[-3000:]
     assert "Switch over (redis-sentinel-switchover)" not in proc.stdout
     assert wait_for(ha.agreed_master, timeout=60) == master
+
+
+def _config(node: Node, name: str) -> str:
+    return node.host.check_output(f"redis-admin CONFIG GET {name}").splitlines()[1]
+
+
+def _started(node: Node) -> int:
+    """When redis-server last started, on the kernel's monotonic clock (µs; the
+    containers share it, so the nodes' times compare)."""
+    return int(node.host.check_output("systemctl show -p ExecMainStartTimestampMonotonic --value redis-server"))
+
+
+def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_master_after_a_switchover(ha: Ha, scenario):
+    """A changed redis.conf setting, under the app's API load: the replicas restart one
+    at a time (each in sync before the next), the master not at all until a switchover
+    made it a replica (roles/redis_server/tasks/restart.yml, the plays at the end of
+    playbooks/sentinel.yml); never two masters, never the master down, no failed request."""
+    setting = "latency-monitor-threshold"
+    before = wait_for(ha.agreed_master, timeout=60)
+    value = "100" if _config(before, setting) != "100" else "50"
+    extra = {"redis_server_config": {**ha.vars.get("redis_server_config", {}), setting: value}}
+    started = {n.name: _started(n) for n in ha.nodes}
+    base = api_url(ha.client.backend.hostname)
+    streams = ApiLoop(ha.client, base, "stream", seconds=600)
+    tasks = ApiLoop(ha.client, base, "task", seconds=600)
+    sampler = RoleSampler(ha, "restart-order")
+    try:
+        sampler.wait_started()
+        streams.wait_ok(20)
+        tasks.wait_ok(20)
+        proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
+        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+        streams.wait_ok(10)
+        tasks.wait_ok(10)
+    finally:
+        samples = sampler.stop()
+        stream_stats, task_stats = streams.stop(), tasks.stop()
+    after = wait_for(ha.agreed_master, timeout=30)
+    restarted = {n.name: _started(n) for n in ha.nodes}
+    order = sorted(ha.nodes, key=lambda n: restarted[n.name])
+    print(f"restart order: {[n.name for n in order]}; master {before.name} -> {after.name}")
+    print(f"API during the converge: stream {summary(stream_stats)}; tasks {summary(task_stats)}")
+    columns = {n.name: i + 1 for i, n in enumerate(ha.nodes)}
+    masters = [sum(s[i] == "master" for i in columns.values()) for s in samples]
+    down = [[n for n, i in columns.items() if s[i] == "down"] for s in samples]
+    print(f"sampled ROLE {len(samples)} times: masters per sample {sorted(set(masters))}")
+    # Every node restarted, and now runs with the setting.
+    assert all(restarted[n] != started[n] for n in started), (started, restarted)
+    assert all(_config(n, setting) == value for n in ha.nodes)
+    # The master last, after the switchover made it a replica; the replicas one at a time.
+    assert after != before
+    assert order[-1] == before, [n.name for n in order]
+    assert max(masters) == 1, [s for s, m in zip(samples, masters, strict=True) if m > 1][:5]
+    assert all(len(d) <= 1 for d in down), [s for s, d in zip(samples, down, strict=True) if len(d) > 1][:5]
+    old = columns[before.name]
+    first_down = next((k for k, d in enumerate(down) if before.name in d), None)
+    if first_down is not None:
+        assert any(s[old] == "slave" for s in samples[:first_down]), "the master went down before it was a replica"
+    for stats in (stream_stats, task_stats):
+        assert stats.get("requests", 0) > 0, stats
+        assert not stats.get("errors"), stats.get("errors")
+    # Done: the same inventory again restarts nothing.
+    pids = {n.name: _started(n) for n in ha.nodes}
+    proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
+    print(f"the same inventory again: {recap}")
+    assert all(recap[n.name] == "0" for n in ha.nodes), recap
+    assert {n.name: _started(n) for n in ha.nodes} == pids
