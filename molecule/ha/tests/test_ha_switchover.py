@@ -8,6 +8,8 @@ redis-sentinel-switchover, one process), well within the app's socket timeout.""
 import re
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from redisops_testlib.api import ApiLoop, api_url, summary, task_states
 from redisops_testlib.ha import Ha, Node, RoleSampler
@@ -42,6 +44,28 @@ class DirectWriter:
         return [(int(ms), i, " ".join(rest)) for ms, i, *rest in (ln.split() for ln in lines if ln)]
 
 
+@contextmanager
+def _api_load(ha: Ha, stats: dict[str, dict]) -> Iterator[dict[str, ApiLoop]]:
+    """Stream and task requests through the app's API from the client host: each loop
+    20 requests in before the block runs and 20 more after it; their statistics land
+    in `stats` (stream, task) however the block ends."""
+    base = api_url(ha.client.backend.hostname)
+    # timeout: a request may wait 30 s (the default is 15): under CI load (load
+    # average 18 on 2 cores) one /api/stream took over 15 s across the switchover:
+    # late, not failed (the slowest is printed by the tests).
+    loops = {
+        mode: ApiLoop(ha.client, base, mode, seconds=600, timeout=30) for mode in ("stream", "task")
+    }
+    try:
+        for loop in loops.values():
+            loop.wait_ok(20)
+        yield loops
+        for loop in loops.values():
+            loop.wait_ok(20)
+    finally:
+        stats.update({mode: loop.stop() for mode, loop in loops.items()})
+
+
 def _missing(ha: Ha, node: Node, ids: list[str]) -> list[str]:
     """The ids whose key app:ha:sw:<id> the node lacks (one EXISTS per 200 keys, then per key)."""
     missing = []
@@ -56,24 +80,17 @@ def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
     assert ha.app(before, "SET", "app:ha:before-switchover", "kept") == "OK"
     assert before.host.check_output("redis-admin WAIT 2 5000") == "2"
     base = api_url(ha.client.backend.hostname)
-    # timeout: a request may wait 30 s (the default is 15): under CI load (load
-    # average 18 on 2 cores) one /api/stream took over 15 s across the switchover:
-    # late, not failed (the slowest is printed below).
-    streams = ApiLoop(ha.client, base, "stream", seconds=300, timeout=30)
-    tasks = ApiLoop(ha.client, base, "task", seconds=300, timeout=30)
     writer = DirectWriter(ha, before)
+    stats: dict[str, dict] = {}
     try:
-        streams.wait_ok(20)
-        tasks.wait_ok(20)
-        started_ms = int(ha.client.check_output("date +%s%3N"))
-        started = time.monotonic()
-        out = Ops(before.name).ok("redis-switchover", limit="redis_sentinels")
-        took = time.monotonic() - started
-        streams.wait_ok(20)
-        tasks.wait_ok(20)
+        with _api_load(ha, stats) as loops:
+            started_ms = int(ha.client.check_output("date +%s%3N"))
+            started = time.monotonic()
+            out = Ops(before.name).ok("redis-switchover", limit="redis_sentinels")
+            took = time.monotonic() - started
     finally:
         writes = writer.stop()
-        stream_stats, task_stats = streams.stop(), tasks.stop()
+    stream_stats, task_stats, tasks = stats["stream"], stats["task"], loops["task"]
     after = wait_for(ha.agreed_master, timeout=30)
     paused = re.search(r"writes were paused for (\d+) ms", out)
     assert paused, out[-3000:]
@@ -174,21 +191,16 @@ def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_mast
     value = "100" if _config(before, setting) != "100" else "50"
     extra = {"redis_server_config": {**ha.vars.get("redis_server_config", {}), setting: value}}
     started = {n.name: _started(n) for n in ha.nodes}
-    base = api_url(ha.client.backend.hostname)
-    streams = ApiLoop(ha.client, base, "stream", seconds=600)
-    tasks = ApiLoop(ha.client, base, "task", seconds=600)
     sampler = RoleSampler(ha, "restart-order")
+    stats: dict[str, dict] = {}
     try:
         sampler.wait_started()
-        streams.wait_ok(20)
-        tasks.wait_ok(20)
-        proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
-        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-        streams.wait_ok(10)
-        tasks.wait_ok(10)
+        with _api_load(ha, stats):
+            proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
+            assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     finally:
         samples = sampler.stop()
-        stream_stats, task_stats = streams.stop(), tasks.stop()
+    stream_stats, task_stats = stats["stream"], stats["task"]
     after = wait_for(ha.agreed_master, timeout=30)
     restarted = {n.name: _started(n) for n in ha.nodes}
     order = sorted(ha.nodes, key=lambda n: restarted[n.name])
