@@ -53,9 +53,7 @@ def _api_load(ha: Ha, stats: dict[str, dict]) -> Iterator[dict[str, ApiLoop]]:
     # timeout: a request may wait 30 s (the default is 15): under CI load (load
     # average 18 on 2 cores) one /api/stream took over 15 s across the switchover:
     # late, not failed (the slowest is printed by the tests).
-    loops = {
-        mode: ApiLoop(ha.client, base, mode, seconds=600, timeout=30) for mode in ("stream", "task")
-    }
+    loops = {mode: ApiLoop(ha.client, base, mode, seconds=600, timeout=30) for mode in ("stream", "task")}
     try:
         for loop in loops.values():
             loop.wait_ok(20)
