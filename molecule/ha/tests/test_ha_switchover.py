@@ -179,60 +179,163 @@ def _started(node: Node) -> int:
     return int(node.host.check_output("systemctl show -p ExecMainStartTimestampMonotonic --value redis-server"))
 
 
+def _log(node: Node, since: str) -> list[tuple[float, str]]:
+    """redis-server's journal on the node since a time: (epoch s, message) per line."""
+    out = journal(node.host, "redis-server", since=since, output="short-unix")
+    return [(float(t), m) for t, _, m in (ln.partition(" ") for ln in out.splitlines()) if t[:1].isdigit()]
+
+
+def _first(log: list[tuple[float, str]], pattern: str) -> float | None:
+    return next((t for t, m in log if re.search(pattern, m)), None)
+
+
+# A replica in sync again after its restart (full or partial resynchronization).
+SYNCED = r"MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial Resynchronization)"
+STOPPED = r"Received SIGTERM"
+# The old master told to replicate (Sentinel's REPLICAOF in the switchover).
+DEMOTED = r"Connecting to MASTER|REPLICAOF .* enabled|MASTER MODE disabled"
+
+
+def _roles(samples: list[list[str]], nodes: list[Node], role: str) -> list[set[str]]:
+    return [{n.name for i, n in enumerate(nodes) if s[i + 1] == role} for s in samples]
+
+
 def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_master_after_a_switchover(ha: Ha, scenario):
-    """A changed redis.conf setting, under the app's API load: the replicas restart one
-    at a time (each in sync before the next), the master not at all until a switchover
-    made it a replica (roles/redis_server/tasks/restart.yml, the plays at the end of
-    playbooks/sentinel.yml); never two masters, never the master down, no failed request."""
+    """A changed redis.conf setting, under the app's API load, as an operator rolls it
+    out: playbooks/redis.yml restarts the replicas one at a time, each in sync before
+    the next stops (roles/redis_server/tasks/restart.yml, redis-restart-in-sync), and
+    leaves the master running with the old setting, saying so; playbooks/sentinel.yml
+    then switches over and restarts the old master, a replica by then (the plays at its
+    end). One master at every sample but within the switchover's write pause, never two
+    nodes down, no failed request; the same inventory again restarts nothing."""
     setting = "latency-monitor-threshold"
     before = wait_for(ha.agreed_master, timeout=60)
-    value = "100" if _config(before, setting) != "100" else "50"
+    old_value = _config(before, setting)
+    value = "100" if old_value != "100" else "50"
     extra = {"redis_server_config": {**ha.vars.get("redis_server_config", {}), setting: value}}
+    replicas = [n for n in ha.nodes if n != before]
     started = {n.name: _started(n) for n in ha.nodes}
-    sampler = RoleSampler(ha, "restart-order")
     stats: dict[str, dict] = {}
-    try:
-        sampler.wait_started()
-        with _api_load(ha, stats):
-            proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
-            assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-    finally:
-        samples = sampler.stop()
+    with _api_load(ha, stats):
+        # 1. The Redis layer alone.
+        since_1 = ha.client.check_output("date '+%Y-%m-%d %H:%M:%S'")
+        sampler = RoleSampler(ha, "restart-order-redis")
+        try:
+            sampler.wait_started()
+            redis_only = ansible_playbook(scenario.dir / "converge-redis.yml", extra)
+        finally:
+            samples_1 = sampler.stop()
+        assert redis_only.returncode == 0, redis_only.stdout[-5000:] + redis_only.stderr[-2000:]
+        after_1 = {n.name: _started(n) for n in ha.nodes}
+        logs_1 = {n.name: _log(n, since_1) for n in replicas}
+        # 2. Then the Sentinel layer, as site.yml runs them.
+        since_2 = ha.client.check_output("date '+%Y-%m-%d %H:%M:%S'")
+        sampler = RoleSampler(ha, "restart-order-sentinel")
+        try:
+            sampler.wait_started()
+            both = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
+        finally:
+            samples_2 = sampler.stop()
+        assert both.returncode == 0, both.stdout[-5000:] + both.stderr[-2000:]
     stream_stats, task_stats = stats["stream"], stats["task"]
     after = wait_for(ha.agreed_master, timeout=30)
     restarted = {n.name: _started(n) for n in ha.nodes}
-    order = sorted(ha.nodes, key=lambda n: restarted[n.name])
-    print(f"restart order: {[n.name for n in order]}; master {before.name} -> {after.name}")
-    print(f"API during the converge: stream {summary(stream_stats)}; tasks {summary(task_stats)}")
-    columns = {n.name: i + 1 for i, n in enumerate(ha.nodes)}
-    masters = [sum(s[i] == "master" for i in columns.values()) for s in samples]
-    down = [[n for n, i in columns.items() if s[i] == "down"] for s in samples]
-    print(f"sampled ROLE {len(samples)} times: masters per sample {sorted(set(masters))}")
-    # Every node restarted, and now runs with the setting.
-    assert all(restarted[n] != started[n] for n in started), (started, restarted)
-    assert all(_config(n, setting) == value for n in ha.nodes)
-    # The master last, after the switchover made it a replica; the replicas one at a time.
+    print(f"API during both runs: stream {summary(stream_stats)}; tasks {summary(task_stats)}")
+    print(f"master {before.name} -> {after.name}; ROLE sampled {len(samples_1)} + {len(samples_2)} times")
+
+    # 1. The replicas restarted, the master did not, still runs with the old value and
+    # the run says why.
+    assert all(after_1[n.name] != started[n.name] for n in replicas), (started, after_1)
+    assert after_1[before.name] == started[before.name], "the master restarted in redis.yml"
+    assert _config(before, setting) == old_value
+    assert all(_config(n, setting) == value for n in replicas)
+    assert "waits for a switchover" in redis_only.stdout, redis_only.stdout[-3000:]
+    # One at a time: the second replica stopped only after the first was in sync again.
+    first, second = sorted(replicas, key=lambda n: after_1[n.name])
+    synced = _first(logs_1[first.name], SYNCED)
+    stopped = _first(logs_1[second.name], STOPPED)
+    print(f"{first.name} in sync at {synced}; {second.name} stopped at {stopped}")
+    assert synced is not None, logs_1[first.name][-20:]
+    assert stopped is not None, logs_1[second.name][-20:]
+    assert synced < stopped, (synced, stopped)
+    assert all(m == {before.name} for m in _roles(samples_1, ha.nodes, "master")), "one master, the same, in redis.yml"
+    assert all(len(d) <= 1 for d in _roles(samples_1, ha.nodes, "down"))
+
+    # 2. A switchover, then the old master's restart, a replica by then.
     assert after != before
-    assert order[-1] == before, [n.name for n in order]
-    # Two masters only within the switchover, while the old one's writes are paused
-    # (redis-sentinel-switchover: CLIENT PAUSE WRITE until it replicates from the new).
-    both = [s for s, m in zip(samples, masters, strict=True) if m > 1]
+    assert restarted[before.name] != after_1[before.name], "the old master restarted in sentinel.yml"
+    assert all(restarted[n.name] == after_1[n.name] for n in replicas), "the replicas did not restart again"
+    assert all(_config(n, setting) == value for n in ha.nodes)
+    log_2 = _log(before, since_2)
+    demoted, stopped = _first(log_2, DEMOTED), _first(log_2, STOPPED)
+    print(f"old master {before.name}: told to replicate at {demoted}, stopped at {stopped}")
+    assert demoted is not None, log_2[-30:]
+    assert stopped is not None, log_2[-30:]
+    assert demoted < stopped, (demoted, stopped)
+    # Two masters only within the switchover (redis-sentinel-switchover pauses the old
+    # one's writes until it replicates from the new): the new and the old, for no longer
+    # than the pause, and before the old one is seen as a replica.
+    masters = _roles(samples_2, ha.nodes, "master")
+    two = [int(s[0]) for s, m in zip(samples_2, masters, strict=True) if len(m) > 1]
+    old_column = 1 + ha.nodes.index(before)
+    replica_at = next((int(s[0]) for s in samples_2 if s[old_column] == "slave"), None)
     pause_ms = ha.vars.get("redis_sentinel_switchover_pause_ms", 5000)
-    assert not both or int(both[-1][0]) - int(both[0][0]) <= pause_ms, both[:5]
-    assert all({n for n, i in columns.items() if s[i] == "master"} == {before.name, after.name} for s in both)
-    assert all(len(d) <= 1 for d in down), [s for s, d in zip(samples, down, strict=True) if len(d) > 1][:5]
-    old = columns[before.name]
-    first_down = next((k for k, d in enumerate(down) if before.name in d), None)
-    if first_down is not None:
-        assert any(s[old] == "slave" for s in samples[:first_down]), "the master went down before it was a replica"
+    assert all(m in ({before.name}, {after.name}, {before.name, after.name}) for m in masters), masters
+    assert not two or two[-1] - two[0] <= pause_ms, two
+    assert not two or (replica_at is not None and two[-1] < replica_at), (two, replica_at)
+    assert all(len(d) <= 1 for d in _roles(samples_2, ha.nodes, "down"))
     for stats in (stream_stats, task_stats):
         assert stats.get("requests", 0) > 0, stats
         assert not stats.get("errors"), stats.get("errors")
     # Done: the same inventory again restarts nothing.
-    pids = {n.name: _started(n) for n in ha.nodes}
     proc = ansible_playbook(scenario.dir / "converge-redis-sentinel.yml", extra)
     assert proc.returncode == 0, proc.stdout[-5000:]
     recap = dict(re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", proc.stdout, re.M))
     print(f"the same inventory again: {recap}")
     assert all(recap[n.name] == "0" for n in ha.nodes), recap
-    assert {n.name: _started(n) for n in ha.nodes} == pids
+    assert {n.name: _started(n) for n in ha.nodes} == restarted
+
+
+def _replica_flags(ha: Ha, sentinel: Node, replica: Node) -> str:
+    """The flags the node's Sentinel gives the replica (SENTINEL REPLICAS, as its admin)."""
+    lines = sentinel.host.check_output(f"redis-sentinel-admin SENTINEL REPLICAS {ha.master_name}").splitlines()
+    entries: list[dict[str, str]] = []
+    for key, value in zip(lines[0::2], lines[1::2], strict=False):
+        if key == "name":
+            entries.append({})
+        if entries:
+            entries[-1][key] = value
+    return next((e.get("flags", "") for e in entries if e.get("ip") == replica.address), "")
+
+
+def test_a_replica_out_of_sync_stops_the_restart_of_the_next_one(ha: Ha):
+    """The handler restarts replicas one host after the other (throttle 1), and Ansible
+    goes on with the next host even when the one before failed: redis-restart-in-sync
+    itself refuses to restart a replica while the Sentinels see another one unlinked
+    (with min-replicas-to-write, two replicas out of sync make the master refuse
+    writes). Tried: one replica stopped, the restart of the other refused."""
+    master = wait_for(ha.agreed_master, timeout=60)
+    this, other = [n for n in ha.nodes if n != master]
+    started = _started(this)
+    other.host.check_output("systemctl stop redis-server")
+    try:
+        # Every Sentinel flags it down (after down-after): the helper asks whichever answers.
+        wait_for(
+            lambda: all("s_down" in _replica_flags(ha, n, other) for n in ha.nodes),
+            timeout=ha.down_after_s + 30,
+            what="every Sentinel seeing the stopped replica down",
+        )
+        proc = this.host.run("redis-restart-in-sync 10")
+        print(proc.stderr)
+        assert proc.rc == 1, proc.stdout + proc.stderr
+        assert "not restarted" in proc.stderr
+        assert other.address in proc.stderr
+        assert _started(this) == started, "the replica was restarted"
+    finally:
+        other.host.check_output("systemctl start redis-server")
+    wait_for(lambda: ha.replication(other).get("master_link_status") == "up", timeout=60)
+    wait_for(lambda: all(_replica_flags(ha, n, other) == "slave" for n in ha.nodes), timeout=60)
+    # With both linked again it restarts this one.
+    proc = this.host.run("redis-restart-in-sync 60")
+    assert proc.rc == 0, proc.stderr
+    assert _started(this) != started
