@@ -227,6 +227,7 @@ def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_mast
             samples_1 = sampler.stop()
         assert redis_only.returncode == 0, redis_only.stdout[-5000:] + redis_only.stderr[-2000:]
         after_1 = {n.name: _started(n) for n in ha.nodes}
+        values_1 = {n.name: _config(n, setting) for n in ha.nodes}
         logs_1 = {n.name: _log(n, since_1) for n in replicas}
         # 2. Then the Sentinel layer, as site.yml runs them.
         since_2 = ha.client.check_output("date '+%Y-%m-%d %H:%M:%S'")
@@ -247,8 +248,8 @@ def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_mast
     # the run says why.
     assert all(after_1[n.name] != started[n.name] for n in replicas), (started, after_1)
     assert after_1[before.name] == started[before.name], "the master restarted in redis.yml"
-    assert _config(before, setting) == old_value
-    assert all(_config(n, setting) == value for n in replicas)
+    assert values_1[before.name] == old_value
+    assert all(values_1[n.name] == value for n in replicas), values_1
     assert "waits for a switchover" in redis_only.stdout, redis_only.stdout[-3000:]
     # One at a time: the second replica stopped only after the first was in sync again.
     first, second = sorted(replicas, key=lambda n: after_1[n.name])
@@ -320,11 +321,7 @@ def test_a_replica_out_of_sync_stops_the_restart_of_the_next_one(ha: Ha):
     other.host.check_output("systemctl stop redis-server")
     try:
         # Every Sentinel flags it down (after down-after): the helper asks whichever answers.
-        wait_for(
-            lambda: all("s_down" in _replica_flags(ha, n, other) for n in ha.nodes),
-            timeout=ha.down_after_s + 30,
-            what="every Sentinel seeing the stopped replica down",
-        )
+        wait_for(lambda: all("s_down" in _replica_flags(ha, n, other) for n in ha.nodes), timeout=ha.down_after_s + 30)
         proc = this.host.run("redis-restart-in-sync 10")
         print(proc.stderr)
         assert proc.rc == 1, proc.stdout + proc.stderr
