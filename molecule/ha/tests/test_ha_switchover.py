@@ -200,6 +200,20 @@ def _roles(samples: list[list[str]], nodes: list[Node], role: str) -> list[set[s
     return [{n.name for i, n in enumerate(nodes) if s[i + 1] == role} for s in samples]
 
 
+def _sampled_run(ha: Ha, scenario, playbook: str, extra: dict) -> tuple[str, str, list[list[str]]]:
+    """Run one of the scenario's playbooks with ROLE sampled throughout: when it began
+    (journalctl --since), its output, the samples. Fails when the playbook fails."""
+    since = ha.client.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    sampler = RoleSampler(ha, f"restart-order-{playbook}")
+    try:
+        sampler.wait_started()
+        proc = ansible_playbook(scenario.dir / playbook, extra)
+    finally:
+        samples = sampler.stop()
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    return since, proc.stdout, samples
+
+
 def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_master_after_a_switchover(ha: Ha, scenario):
     """A changed redis.conf setting, under the app's API load, as an operator rolls it
     out: playbooks/redis.yml restarts the replicas one at a time, each in sync before
@@ -218,26 +232,12 @@ def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_mast
     stats: dict[str, dict] = {}
     with _api_load(ha, stats):
         # 1. The Redis layer alone.
-        since_1 = ha.client.check_output("date '+%Y-%m-%d %H:%M:%S'")
-        sampler = RoleSampler(ha, "restart-order-redis")
-        try:
-            sampler.wait_started()
-            redis_only = ansible_playbook(scenario.dir / "converge-redis.yml", extra)
-        finally:
-            samples_1 = sampler.stop()
-        assert redis_only.returncode == 0, redis_only.stdout[-5000:] + redis_only.stderr[-2000:]
+        since_1, redis_only, samples_1 = _sampled_run(ha, scenario, "converge-redis.yml", extra)
         after_1 = {n.name: _started(n) for n in ha.nodes}
         values_1 = {n.name: _config(n, setting) for n in ha.nodes}
         logs_1 = {n.name: _log(n, since_1) for n in replicas}
         # 2. Then the Sentinel layer (site.yml runs it after the Redis layer).
-        since_2 = ha.client.check_output("date '+%Y-%m-%d %H:%M:%S'")
-        sampler = RoleSampler(ha, "restart-order-sentinel")
-        try:
-            sampler.wait_started()
-            sentinel_only = ansible_playbook(scenario.dir / "converge-sentinel.yml", extra)
-        finally:
-            samples_2 = sampler.stop()
-        assert sentinel_only.returncode == 0, sentinel_only.stdout[-5000:] + sentinel_only.stderr[-2000:]
+        since_2, _, samples_2 = _sampled_run(ha, scenario, "converge-sentinel.yml", extra)
     stream_stats, task_stats = stats["stream"], stats["task"]
     after = wait_for(ha.agreed_master, timeout=30)
     restarted = {n.name: _started(n) for n in ha.nodes}
@@ -250,7 +250,7 @@ def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_mast
     assert after_1[before.name] == started[before.name], "the master restarted in redis.yml"
     assert values_1[before.name] == old_value
     assert all(values_1[n.name] == value for n in replicas), values_1
-    assert "waits for a switchover" in redis_only.stdout, redis_only.stdout[-3000:]
+    assert "waits for a switchover" in redis_only, redis_only[-3000:]
     # One at a time: the second replica stopped only after the first was in sync again.
     first, second = sorted(replicas, key=lambda n: after_1[n.name])
     synced = _first(logs_1[first.name], SYNCED)
