@@ -21,11 +21,11 @@ MATRIX ?= debian11 debian12 debian13
 # `make test` runs lint and the app tests in a lane of their own beside them.
 # Lanes of about the same length; the machine's 2 cores are the limit (more
 # lanes only spread the same CPU work), so a lane's length is its share of
-# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-11-30, every
-# lane but ha, 2711 s in all, while ha ran beside it from the main checkout):
-# default 1083 s, default@debian11 800, default@debian13 758, drill@debian11
-# 2575, monitoring 2177, app 2132, tls 340, deploy 2576, production 1363; lint
-# 168 + app tests 355 beside; ha 1726 s of verify (26 tests) after its converge.
+# the CPU. Scenario times of the last clean-clone `.ci/run` (2026-12-01, every
+# lane, 2683 s in all): default 985 s, default@debian11 702, default@debian13
+# 561, drill@debian11 2187, monitoring 1912, app 1857, tls 271, deploy 2170,
+# production 1273, ha 2639 (1426 s of verify, 28 tests); lint 153 + app tests
+# 397 beside.
 LANES ?= "default default@debian11 default@debian13" "drill@debian11" "ha" "monitoring" "app tls" "deploy" "production"
 
 .PHONY: help deps venv images lint test test-redis test-app test-matrix drill demo demo-down \
