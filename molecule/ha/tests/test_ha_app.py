@@ -17,9 +17,12 @@ def test_every_app_url_asks_the_sentinels_for_the_master(ha: Ha):
     urls = re.findall(r"^(REDIS_\w+_URL)='([^']*)'", env, re.M)
     assert urls, env.count("\n")
     sentinels = ",".join(f"{n.name}:{ha.sentinel_port}" for n in ha.nodes)
+    # Sentinel 6.0 has no ACL: no user name, its shared password.
+    user, password = ha.sentinel_login("sentinel-client")
     for name, url in urls:
         assert url.startswith("sentinel://"), name
-        assert f"@{sentinels}/0?master_name={ha.master_name}&sentinel_username=sentinel-client&" in url, name
+        assert f"@{sentinels}/0?master_name={ha.master_name}&sentinel_username={user}&" in url, name
+        assert url.endswith(f"&sentinel_password={password}"), name
 
 
 @pytest.mark.converged_state

@@ -127,6 +127,14 @@ def test_unauthenticated_ping_to_sentinel_gets_noauth(ha: Ha):
 
 @pytest.mark.converged_state
 def test_sentinel_client_user_reads_but_cannot_set_failover_or_reset(ha: Ha):
+    """On 6.2+. Sentinel 6.0 has no ACL, so this cannot hold there: every client holds the
+    one shared password, which may SET, FAILOVER and RESET; what holds on 6.0 instead is
+    test_sentinel_6_0_refuses_any_other_login_than_the_shared_password."""
+    if not ha.sentinel_acl:
+        reply = ha.sentinel(ha.nodes[0]).out("sentinel-client", ha.sentinel_passwords["client"], "PING")
+        print(f"Sentinel 6.0, no ACL: the client user's login -> {reply}")
+        assert reply.startswith("NOAUTH"), reply
+        return
     node, pw = ha.nodes[0], ha.sentinel_passwords["client"]
     cli = ha.sentinel(node)
     # What redis-py's Sentinel client asks.
@@ -147,3 +155,38 @@ def test_sentinel_client_user_reads_but_cannot_set_failover_or_reset(ha: Ha):
     assert cli.out("sentinel-client", pw, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", ha.master_name) == before
     quorum = node.host.check_output(f"redis-sentinel-admin SENTINEL MASTER {ha.master_name} | grep -A1 -x quorum")
     assert quorum.split()[1] == str(ha.vars.get("redis_sentinel_quorum", 2))
+
+
+@pytest.mark.converged_state
+def test_sentinel_6_0_refuses_any_other_login_than_the_shared_password(ha: Ha):
+    """Sentinel 6.0 (no ACL): what holds instead of least privilege. Without the shared
+    password every command gets NOAUTH, SENTINEL SET/FAILOVER/RESET included; a wrong
+    password and any user name are refused; the shared password may run every command,
+    SENTINEL SET included (the limit roles/redis_sentinel/README.md states: whoever holds
+    it can reconfigure or fail over the fleet). On 6.2+ the Sentinels refuse that
+    password: the scenario sets none there (the role refuses one)."""
+    shared = ha.sentinel_passwords["shared"]
+    quorum = str(ha.vars.get("redis_sentinel_quorum", 2))
+    for node in ha.nodes:
+        cli = ha.sentinel(node)
+        if ha.sentinel_acl:
+            reply = cli.out("", shared, "PING")
+            print(f"{node.name} (Sentinel with ACL): the 6.0 shared password -> {reply}")
+            assert "WRONGPASS" in reply, (node.name, reply)
+            assert reply.startswith("NOAUTH"), (node.name, reply)
+            continue
+        for args in (
+            ["PING"],
+            ["SENTINEL", "SET", ha.master_name, "quorum", "1"],
+            ["SENTINEL", "FAILOVER", ha.master_name],
+            ["SENTINEL", "RESET", "*"],
+        ):
+            reply = cli.out(None, None, *args)
+            assert reply.startswith("NOAUTH"), (node.name, args, reply)
+        assert cli.out("", shared + "-wrong", "PING").startswith("NOAUTH"), node.name
+        for user in ("default", "sentinel-client", "monitor", "admin"):
+            assert cli.out(user, shared, "PING").startswith("NOAUTH"), (node.name, user)
+        assert cli.out("", shared, "PING") == "PONG", node.name
+        # The same quorum again: allowed, and nothing changes.
+        assert cli.out("", shared, "SENTINEL", "SET", ha.master_name, "quorum", quorum) == "OK", node.name
+        assert ha.sentinel_state(node)["quorum"] == quorum, node.name
