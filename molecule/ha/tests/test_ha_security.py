@@ -3,11 +3,14 @@ plaintext ports refused, a client without a certificate from the CA refused at t
 handshake), dropped for a host in no allow-list, no anonymous access, and the client user
 cannot reconfigure or fail over the fleet."""
 
+import shlex
+
 import pytest
 from testinfra.host import Host
 
 from redisops_testlib.ha import Ha
 from redisops_testlib.hosts import STATE_DIR, get_host, hosts_in_group, run_client
+from redisops_testlib.polling import wait_for
 
 # The ports Redis and Sentinel would serve in plain text (their TLS ports serve instead).
 PLAIN_PORTS = {"redis": 6379, "sentinel": 26379}
@@ -190,3 +193,33 @@ def test_sentinel_6_0_refuses_any_other_login_than_the_shared_password(ha: Ha):
         # The same quorum again: allowed, and nothing changes.
         assert cli.out("", shared, "SENTINEL", "SET", ha.master_name, "quorum", quorum) == "OK", node.name
         assert ha.sentinel_state(node)["quorum"] == quorum, node.name
+
+
+@pytest.mark.converged_state
+def test_the_nodes_acl_file_drops_no_transaction_or_script_at_a_restart(ha: Ha):
+    """Redis replays the AOF at start as the default user, and EXEC re-checks ACLs on 7.0
+    (redis/redis#14541): a default user without +@all would drop every MULTI/EXEC and Lua
+    effect at each restart. On 6.0 the default user of an HA node is on with Sentinel's
+    commands only (roles/redis_server/README.md, "Redis 6.0 in an HA group"): 6.0 replays
+    as no user, so nothing is dropped. Tried with the node's own ACL file and Redis
+    binary: a throwaway server on the loopback, written to, restarted, read back."""
+    node = ha.nodes[0]
+    acl = node.host.check_output("grep '^user default ' /etc/redis/users.acl")
+    print(f"{node.name} (Redis {'6.2+' if ha.sentinel_acl else '6.0'}): {acl.split(' #')[0]} ...")
+    assert ("-@all" in acl) == (not ha.sentinel_acl), acl
+    work = f"{STATE_DIR}/aof-replay"
+    start = (
+        f"redis-server --port 7390 --bind 127.0.0.1 --dir {work} --appendonly yes --save ''"
+        f" --aclfile /etc/redis/users.acl --daemonize yes --logfile {work}/log"
+    )
+    cli = "REDISCLI_AUTH=$(cat /etc/redis/admin.secret) redis-cli --no-auth-warning -p 7390 --user admin"
+    node.host.check_output(f"rm -rf {work} && mkdir -p {work} && {start}")
+    try:
+        wait_for(lambda: node.host.run(f"{cli} PING").stdout.strip() == "PONG", timeout=20)
+        script = "MULTI\nSET tx:a 1\nINCR tx:b\nEXEC\nEVAL \"redis.call('set', 'tx:c', '3')\" 0\n"
+        node.host.check_output(f"printf %s {shlex.quote(script)} | {cli}")
+        node.host.check_output(f"{cli} SHUTDOWN; sleep 1; {start}")
+        wait_for(lambda: node.host.run(f"{cli} PING").stdout.strip() == "PONG", timeout=20)
+        assert node.host.check_output(f"{cli} MGET tx:a tx:b tx:c").split() == ["1", "1", "3"]
+    finally:
+        node.host.run(f"{cli} SHUTDOWN NOSAVE; rm -rf {work}")
