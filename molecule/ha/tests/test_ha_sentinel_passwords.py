@@ -115,7 +115,10 @@ def _sentinel_logins(ha: Ha, node: Node) -> int:
     default user, on the links the Sentinels name sentinel-<id>-...)."""
     clients = node.host.check_output("redis-admin CLIENT LIST")
     if not ha.sentinel_acl:
-        return sum(1 for line in clients.splitlines() if " name=sentinel-" in line and " user=default " in line)
+        # 6.0's CLIENT LIST ends each line with user=.
+        return sum(
+            1 for line in clients.splitlines() if " name=sentinel-" in line and f"{line} ".count(" user=default ")
+        )
     return clients.count(f" user={_redis_password(ha)[0]} ")
 
 
