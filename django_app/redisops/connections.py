@@ -54,10 +54,15 @@ APP_CLIENT_DEFAULTS: dict[str, Any] = {
 # anything not in it is dropped, and a hung Sentinel (accepting, never
 # answering) would hang kombu, Celery's results and the cache forever instead
 # of costing one timeout before the next Sentinel is asked.
+# No CLIENT SETINFO either: a Sentinel's client user may only read masters and
+# replicas, and from Sentinel 7.2 on each connection's SETINFO would be an ACL
+# denial in its ACL LOG, where on-call looks for real ones.
 SENTINEL_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 2.0,
     "socket_keepalive": True,
+    "lib_name": None,
+    "lib_version": None,
 }
 
 

@@ -10,6 +10,9 @@ import pytest
 from redisops_testlib.ha import Ha, app_pids, app_smoke
 from redisops_testlib.polling import wait_for
 
+# The Sentinel's client user the app logs in as (redis_sentinel_client_user's default).
+CLIENT_USER = "sentinel-client"
+
 
 @pytest.mark.converged_state
 def test_every_app_url_asks_the_sentinels_for_the_master(ha: Ha):
@@ -19,7 +22,7 @@ def test_every_app_url_asks_the_sentinels_for_the_master(ha: Ha):
     sentinels = ",".join(f"{n.name}:{ha.sentinel_port}" for n in ha.nodes)
     for name, url in urls:
         assert url.startswith("sentinel://"), name
-        assert f"@{sentinels}/0?master_name={ha.master_name}&sentinel_username=sentinel-client&" in url, name
+        assert f"@{sentinels}/0?master_name={ha.master_name}&sentinel_username={CLIENT_USER}&" in url, name
 
 
 @pytest.mark.converged_state
@@ -29,3 +32,20 @@ def test_the_app_passes_smoke_through_the_sentinels(ha: Ha):
     assert any(u.startswith("redisops-worker@") for u in units), units
     assert {"redisops-web.service", "redisops-beat.service"} <= set(units), units
     app_smoke()
+
+
+def test_the_app_costs_the_sentinels_no_acl_denial(ha: Ha):
+    """Every app process connects to the Sentinels anew (restarted) and asks only what
+    the client user may: no CLIENT SETINFO, which redis-py sends by default and
+    Sentinel 7.2+ denies (connections.SENTINEL_CLIENT_DEFAULTS). A denial in a
+    Sentinel's ACL LOG is then something on-call must look at."""
+    for node in ha.nodes:
+        node.host.check_output("redis-sentinel-admin ACL LOG RESET")
+    before = wait_for(lambda: app_pids(ha.client), timeout=60)
+    ha.client.check_output("systemctl restart " + " ".join(before))
+    after = wait_for(lambda: app_pids(ha.client), timeout=120)
+    assert not set(before.items()) & set(after.items()), "not restarted"
+    app_smoke()
+    for node in ha.nodes:
+        log = node.host.check_output("redis-sentinel-admin ACL LOG")
+        assert CLIENT_USER not in log.split(), (node.name, log)
