@@ -39,6 +39,12 @@ from redis.sentinel import Sentinel
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 _PASSWORD_RE = re.compile(r"(//[^:/@;]*):[^@;]*@")
 
+# redis-py sends CLIENT SETINFO on every new connection by default; from
+# Redis 7.2 on, a user without it (app_budget, the Sentinels' client user)
+# gets an ACL denial per connection in ACL LOG, where on-call looks for real
+# ones. None of the app's clients sends it.
+NO_SETINFO: dict[str, Any] = {"lib_name": None, "lib_version": None}
+
 # Client defaults for the app connection: fail fast instead of hanging a
 # request, and notice dead connections (e.g. after a Redis restart).
 APP_CLIENT_DEFAULTS: dict[str, Any] = {
@@ -46,6 +52,7 @@ APP_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_timeout": 5.0,
     "health_check_interval": 15,
     "decode_responses": True,
+    **NO_SETINFO,
 }
 
 # Client defaults for every connection to a Sentinel. redis-py copies the
@@ -54,15 +61,11 @@ APP_CLIENT_DEFAULTS: dict[str, Any] = {
 # anything not in it is dropped, and a hung Sentinel (accepting, never
 # answering) would hang kombu, Celery's results and the cache forever instead
 # of costing one timeout before the next Sentinel is asked.
-# No CLIENT SETINFO either: a Sentinel's client user may only read masters and
-# replicas, and from Sentinel 7.2 on each connection's SETINFO would be an ACL
-# denial in its ACL LOG, where on-call looks for real ones.
 SENTINEL_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 2.0,
     "socket_keepalive": True,
-    "lib_name": None,
-    "lib_version": None,
+    **NO_SETINFO,
 }
 
 
