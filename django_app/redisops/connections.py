@@ -39,6 +39,12 @@ from redis.sentinel import Sentinel
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 _PASSWORD_RE = re.compile(r"(//[^:/@;]*):[^@;]*@")
 
+# redis-py sends CLIENT SETINFO on every new connection by default; from
+# Redis 7.2 on, a user without it (app_budget, the Sentinels' client user)
+# gets an ACL denial per connection in ACL LOG, where on-call looks for real
+# ones. None of the app's clients sends it.
+NO_SETINFO: dict[str, Any] = {"lib_name": None, "lib_version": None}
+
 # Client defaults for the app connection: fail fast instead of hanging a
 # request, and notice dead connections (e.g. after a Redis restart).
 APP_CLIENT_DEFAULTS: dict[str, Any] = {
@@ -46,6 +52,7 @@ APP_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_timeout": 5.0,
     "health_check_interval": 15,
     "decode_responses": True,
+    **NO_SETINFO,
 }
 
 # Client defaults for every connection to a Sentinel. redis-py copies the
@@ -58,6 +65,7 @@ SENTINEL_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 2.0,
     "socket_keepalive": True,
+    **NO_SETINFO,
 }
 
 
