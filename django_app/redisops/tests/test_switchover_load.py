@@ -21,8 +21,10 @@ from redisops.tests.sentinel_proc import SentinelGroup
 WRITERS = 6
 # A write waiting in the pause is dropped (CLIENT KILL) and sent again after
 # the retry's first backoff (connections.sentinel_master_retry: at most 2 s),
-# to the new master; 1 s for a loaded machine.
-AFTER_THE_PAUSE_BOUND = 3.0
+# to the new master; 3 s for a machine loaded as in `make test` (these tests
+# run beside every Molecule scenario). A retry chain back to the old master
+# took 4-14 s; a stale discovery is caught below by the reconnects themselves.
+AFTER_THE_PAUSE_BOUND = 5.0
 
 
 @pytest.fixture(scope="module")
