@@ -33,11 +33,24 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 _PASSWORD_RE = re.compile(r"(//[^:/@;]*):[^@;]*@")
+
+# redis-py sends CLIENT SETINFO on every new connection by default; from
+# Redis 7.2 on, a user without it (app_budget, the Sentinels' client user)
+# gets an ACL denial per connection in ACL LOG, where on-call looks for real
+# ones. None of the app's clients sends it.
+NO_SETINFO: dict[str, Any] = {"lib_name": None, "lib_version": None}
 
 # Client defaults for the app connection: fail fast instead of hanging a
 # request, and notice dead connections (e.g. after a Redis restart).
@@ -46,6 +59,7 @@ APP_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_timeout": 5.0,
     "health_check_interval": 15,
     "decode_responses": True,
+    **NO_SETINFO,
 }
 
 # Client defaults for every connection to a Sentinel. redis-py copies the
@@ -58,6 +72,7 @@ SENTINEL_CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 2.0,
     "socket_keepalive": True,
+    **NO_SETINFO,
 }
 
 
@@ -69,6 +84,69 @@ def sentinel_master_retry() -> Retry:
     the old master's writes are paused: never executed) would fail the
     request instead of being sent again to the new master."""
     return Retry(ExponentialWithJitterBackoff(base=1, cap=10), 3)
+
+
+class _AskTheSentinels:
+    """A master connection that asks the Sentinels for the master's address on
+    every (re)connect. redis-py 6.4 does only when a connection is taken from
+    the pool: a command's retry reconnects (send_packed_command ->
+    connect_check_health) to the address the connection had, so a write a
+    switchover dropped went back to the old master, now a replica, 3 times
+    (READONLY, "The previous master is now a slave", backoffs of up to 2, 4,
+    8 s) and failed after 4-14 s (test_switchover_load)."""
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        if not retry_socket_connect:  # connect_to: the address just asked for
+            super().connect_check_health(  # type: ignore[misc]
+                check_health=check_health, retry_socket_connect=False
+            )
+            return
+        self.connect()  # type: ignore[attr-defined]
+
+
+class SentinelMasterConnection(_AskTheSentinels, SentinelManagedConnection):
+    pass
+
+
+class SentinelMasterSSLConnection(_AskTheSentinels, SentinelManagedSSLConnection):
+    pass
+
+
+class SwitchoverAwareSentinel(Sentinel):
+    """redis-py's Sentinel, taking a master's address from GET-MASTER-ADDR-BY-
+    NAME while a Sentinel runs a failover. SENTINEL MASTERS (what redis-py
+    reads) names the old master on the Sentinel that leads a failover until
+    the failover ends, i.e. until it has reconfigured every other replica:
+    1-2 s after it (and its peers) already name the promoted one to clients,
+    which is when redis-sentinel-switchover lets the old master's clients
+    go; and redis-py asks that Sentinel first (the URL's first, where the
+    switchover runs)."""
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        errors = []
+        for index, sentinel in enumerate(self.sentinels):
+            try:
+                state = sentinel.sentinel_masters().get(service_name)
+                if not (state and self.check_master_state(state, service_name)):
+                    continue
+                address = (state["ip"], state["port"])
+                if "failover_in_progress" in state["flags"]:
+                    named = sentinel.execute_command(
+                        "SENTINEL GET-MASTER-ADDR-BY-NAME", service_name
+                    )
+                    address = (named[0], int(named[1])) if named else address
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                errors.append(f"{sentinel} - {exc!r}")
+                continue
+            # Asked first next time, as redis-py does.
+            self.sentinels[0], self.sentinels[index] = sentinel, self.sentinels[0]
+            return address
+        raise MasterNotFoundError(
+            f"No master found for {service_name!r}"
+            + (f" : {', '.join(errors)}" if errors else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -226,15 +304,22 @@ def client_from_url(
     target = parse_redis_url(url)
     if not target.is_sentinel:
         return redis.Redis.from_url(url, **opts)
-    sentinel = Sentinel(
+    sentinel = SwitchoverAwareSentinel(
         list(target.sentinels), sentinel_kwargs=target.sentinel_options(tls)
+    )
+    connection_class = (
+        SentinelMasterSSLConnection if opts.get("ssl") else SentinelMasterConnection
     )
     return sentinel.master_for(
         target.master_name,
         username=target.username,
         password=target.password,
         db=target.db,
-        **{"retry": sentinel_master_retry(), **opts},
+        **{
+            "retry": sentinel_master_retry(),
+            "connection_class": connection_class,
+            **opts,
+        },
     )
 
 

@@ -43,9 +43,11 @@ def _pairs(flat: list[str]) -> dict[str, str]:
 
 
 class SentinelGroup:
-    """Master + replica + three Sentinels; ``stop()`` ends them all."""
+    """Master + ``replicas`` replicas + three Sentinels; ``stop()`` ends them all."""
 
-    def __init__(self, workdir: Path, pki: Path | None = None) -> None:
+    def __init__(
+        self, workdir: Path, pki: Path | None = None, replicas: int = 1
+    ) -> None:
         self.workdir = workdir
         self.pki = pki
         first = free_port()
@@ -59,12 +61,15 @@ class SentinelGroup:
                 extra_lines=DATA_NODE_USERS,
                 pki=pki,
             ),
-            RedisProcess(
-                free_port(),
-                workdir / "b",
-                maxmemory="64mb",
-                extra_lines=replica,
-                pki=pki,
+            *(
+                RedisProcess(
+                    free_port(),
+                    workdir / chr(ord("b") + i),
+                    maxmemory="64mb",
+                    extra_lines=replica,
+                    pki=pki,
+                )
+                for i in range(replicas)
             ),
         ]
         # A name of its own: django-redis keeps connection pools per process,
@@ -72,6 +77,9 @@ class SentinelGroup:
         self.master_name = f"group-{first}"
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen[bytes]] = []
+        # When the last switchover paused, saw every Sentinel name the new
+        # master, lifted the pause (time.monotonic()).
+        self.paused_at = self.named_at = self.unpaused_at = 0.0
 
     def start(self) -> None:
         for node in self.nodes:
@@ -154,7 +162,7 @@ class SentinelGroup:
                         s.execute_command("SENTINEL", "SENTINELS", self.master_name)
                     )
                     == 2
-                    and any(
+                    and sum(
                         r.get("flags") == "slave"
                         and r.get("master-link-status") == "ok"
                         for r in map(
@@ -162,6 +170,7 @@ class SentinelGroup:
                             s.execute_command("SENTINEL", "REPLICAS", self.master_name),
                         )
                     )
+                    >= len(self.nodes) - 1
                     for s in map(self.sentinel, self.sentinel_ports)
                 )
             except redis.RedisError:
@@ -213,37 +222,74 @@ class SentinelGroup:
         raise RuntimeError("no new master after SENTINEL FAILOVER")
 
     def switchover(self, pause_ms: int = 5000, timeout: float = 30.0) -> int:
-        """What redis-sentinel-switchover does (roles/redis_sentinel): pause the
-        master's writes, SENTINEL FAILOVER, wait until the old master replicates
-        from the new one, drop its clients (they reconnect through the
-        Sentinels), lift the pause. Return the new master's port."""
+        """What redis-sentinel-switchover does (roles/redis_sentinel), step by
+        step: pause the master's writes, wait until every replica has its
+        offset, SENTINEL FAILOVER through the first Sentinel, wait until every
+        Sentinel names the new master (GET-MASTER-ADDR-BY-NAME), REPLICAOF the
+        new master on the old one and wait for the link, then drop its clients
+        (they reconnect through the Sentinels) and lift the pause in one
+        connection. Return the new master's port."""
         self.wait_ready(timeout=45)
         old = self.master_port()
         assert old, "no master agreed by a majority of the Sentinels"
         master = self.node(old)
+        replicas = [self.node(n.port) for n in self.nodes if n.port != old]
         master.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+        self.paused_at = time.monotonic()
+        deadline = self.paused_at + (pause_ms - 500) / 1000
         try:
-            master.execute_command("WAIT", 1, pause_ms // 2)
+            offset = master.info("replication")["master_repl_offset"]
+            while any(
+                r.info("replication").get("slave_repl_offset") != offset
+                for r in replicas
+            ):
+                if time.monotonic() >= deadline:
+                    raise RuntimeError("the replicas did not catch up in the pause")
+                time.sleep(0.05)
             self.sentinel(self.sentinel_ports[0]).execute_command(
                 "SENTINEL", "FAILOVER", self.master_name
             )
-            deadline = time.monotonic() + (pause_ms - 500) / 1000
+            new = None
             while time.monotonic() < deadline:
-                new = self.master_port()
-                if new and new != old:
-                    link = master.info("replication").get("master_link_status")
-                    if link == "up":
-                        break
+                named = {self.named_by(port) for port in self.sentinel_ports}
+                if len(named) == 1 and (new := named.pop()) not in (None, old):
+                    break
                 time.sleep(0.05)
-            master.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            if new in (None, old):
+                raise RuntimeError("no new master named within the pause")
+            self.named_at = time.monotonic()
+            master.execute_command("REPLICAOF", "127.0.0.1", new)
+            while time.monotonic() < deadline:
+                if master.info("replication").get("master_link_status") == "up":
+                    break
+                time.sleep(0.02)
+            # One connection (the kills drop this client's others).
+            pipe = master.pipeline(transaction=False)
+            pipe.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            pipe.execute_command("CLIENT", "UNPAUSE")
+            pipe.execute()
+            self.unpaused_at = time.monotonic()
         finally:
-            master.execute_command("CLIENT", "UNPAUSE")
+            if self.unpaused_at < self.paused_at:  # failed before the kills
+                self.node(old).execute_command("CLIENT", "UNPAUSE")
+                self.unpaused_at = time.monotonic()
         deadline = time.monotonic() + timeout
         while (new := self.master_port()) in (None, old):
             if time.monotonic() >= deadline:
                 raise RuntimeError("no new master after the switchover")
             time.sleep(0.1)
         return new
+
+    def named_by(self, port: int) -> int | None:
+        """The master's port one Sentinel names (GET-MASTER-ADDR-BY-NAME)."""
+        try:
+            reply = self.sentinel(port).execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name
+            )
+        except redis.RedisError:
+            return None
+        return int(reply[1]) if reply else None
 
     @contextmanager
     def hung(self, index: int) -> Iterator[int]:

@@ -19,6 +19,7 @@ from celery import Celery
 from django_redis.cache import RedisCache
 from kombu import Connection
 from kombu.exceptions import OperationalError
+from redis.sentinel import SentinelManagedSSLConnection
 
 from config.settings.base import redis_settings
 from redisops import ratelimit, redis_acl
@@ -372,7 +373,7 @@ def test_every_purpose_follows_a_failover_over_tls(
     purposes = Purposes(tls_group, tls=app_tls(tls_group))
     try:
         conn = purposes.app.connection_pool.get_connection()
-        assert type(conn).__name__ == "SentinelManagedSSLConnection"
+        assert isinstance(conn, SentinelManagedSSLConnection)
         purposes.app.connection_pool.release(conn)
         errors = follow_a_failover(purposes, tls_group, uid)
         print(f"over TLS, errors before each purpose reached the new master: {errors}")

@@ -2,7 +2,8 @@
 prometheus-redis-exporter-sentinel), scraped from the client host as Prometheus would
 (job "sentinel"): the metrics of RedisSentinelNoQuorum and RedisSentinelTilt, the
 quorum lost when two of the three Sentinels stop, the allow-list, and where the
-monitor user's password is not."""
+monitor user's password is not. Also the Redis exporter beside it: logged in on
+every image (its password file's keys changed with exporter 1.69, Debian 13)."""
 
 import re
 
@@ -11,11 +12,12 @@ from testinfra.host import Host
 
 from redisops_testlib.ha import Ha, Node
 from redisops_testlib.hosts import get_host, hosts_in_group
-from redisops_testlib.monitoring import http_get
+from redisops_testlib.monitoring import exporter_environ, http_get
 from redisops_testlib.polling import wait_for
 
 # roles/exporters: the Sentinel exporter's port (defaults), unit and files (vars).
 PORT = 9355
+REDIS_EXPORTER_PORT = 9121
 UNIT = "prometheus-redis-exporter-sentinel"
 CONF_DIR = "/etc/prometheus-redis-exporter-sentinel"
 CKQUORUM = re.compile(r'^redis_sentinel_master_ckquorum_status\{master_name="([^"]*)",message="([^"]*)"\} (\S+)$', re.M)
@@ -58,6 +60,16 @@ def test_each_sentinel_exporter_reports_its_quorum_and_no_tilt(ha: Ha):
         assert "\nredis_sentinel_masters 1\n" in metrics, node.name
         assert "\nredis_sentinel_tilt 0\n" in metrics, node.name
     assert wait_for(lambda: _all_ok(ha), timeout=60)
+
+
+@pytest.mark.converged_state
+def test_each_nodes_redis_exporter_is_logged_in(ha: Ha):
+    """The node's Redis exporter (TLS, app_monitor, --redis.password-file) reaches its
+    Redis: what Prometheus's "redis" job scrapes."""
+    for node in ha.nodes:
+        reply = http_get(ha.client, f"http://{node.address}:{REDIS_EXPORTER_PORT}/metrics")
+        assert reply.startswith("200 "), (node.name, reply[:300])
+        assert "\nredis_up 1\n" in reply, (node.name, [line for line in reply.splitlines() if "error" in line])
 
 
 @pytest.mark.converged_state
@@ -112,10 +124,7 @@ def test_no_sentinel_monitor_password_in_ps_or_unit_properties(ha: Ha):
         assert f"--redis.password-file={CONF_DIR}/password.json" in ps
         assert "--redis.addr=rediss://" in ps
         assert password not in ps
-        pid = host.check_output(f"systemctl show -P MainPID {UNIT}")
-        environ = host.check_output(
-            f"setpriv --reuid=prometheus --regid=prometheus --init-groups cat /proc/{pid}/environ | tr '\\0' '\\n'"
-        )
+        environ = exporter_environ(host, UNIT)
         assert "ARGS=--web.listen-address=" in environ
         assert password not in environ
         assert password not in host.check_output(f"systemctl show {UNIT}")

@@ -125,6 +125,8 @@ def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
             *[ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln][-40:],
             sep="\n  ",
         )
+        # The switchover script's own timeline (UTC, as the journal's), to set beside it.
+        print("switchover timeline:", *re.findall(r"\d\d:\d\d:\d\d\.\d{3} [^\n\"\\]*", out), sep="\n  ")
     assert after != before
     assert "the old master replicates from the new one" in out
     assert ha.masters() == [after.name]

@@ -8,7 +8,7 @@ import pytest
 from testinfra.host import Host
 
 from redisops_testlib.hosts import host_address, run_client
-from redisops_testlib.monitoring import http_get
+from redisops_testlib.monitoring import exporter_environ, http_get
 from redisops_testlib.polling import wait_for
 from redisops_testlib.scenario import Scenario
 
@@ -76,12 +76,8 @@ def test_no_password_in_ps_or_unit_properties(server: Host, prom: Host, server_i
     assert "prometheus-redis-exporter" in ps
     assert "--redis.password-file=" in ps
     assert password not in ps
-    pid = server.check_output("systemctl show -P MainPID prometheus-redis-exporter")
-    # Its environment, read as its own user (root without CAP_SYS_PTRACE may not):
-    # the arguments from /etc/default, no password.
-    environ = server.check_output(
-        f"setpriv --reuid=prometheus --regid=prometheus --init-groups cat /proc/{pid}/environ | tr '\\0' '\\n'"
-    )
+    # Its environment: the arguments from /etc/default, no password.
+    environ = exporter_environ(server, "prometheus-redis-exporter")
     assert "ARGS=--web.listen-address=" in environ
     assert password not in environ
     assert password not in server.check_output("systemctl show prometheus-redis-exporter")

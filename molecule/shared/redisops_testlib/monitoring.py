@@ -11,6 +11,15 @@ from testinfra.host import Host
 NOTIFICATIONS = "/var/lib/alert-receiver/notifications.jsonl"
 
 
+def exporter_environ(host: Host, unit: str) -> str:
+    """The environment of an exporter unit's main process, one variable per line.
+    Read as root: each exporter runs in a user namespace of its own (PrivateUsers=yes
+    in roles/exporters' drop-ins), created by root, so root may read it without
+    CAP_SYS_PTRACE and the exporter's own uid outside it may not. Fails unread."""
+    pid = host.check_output(f"systemctl show -P MainPID {unit}")
+    return host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+
+
 def http_get(host: Host, url: str) -> str:
     """From `host`: '<status> <body>' of a GET, or the error (e.g. 'Connection refused')."""
     script = (
