@@ -302,9 +302,13 @@ def test_a_setting_that_needs_a_restart_restarts_the_replicas_first_and_the_mast
     log_2 = _log(before, since_2)
     demoted, stopped = _first(log_2, DEMOTED), _first(log_2, STOPPED)
     print(f"old master {before.name}: told to replicate at {demoted}, stopped at {stopped}")
-    assert demoted is not None, log_2[-30:]
     assert stopped is not None, log_2[-30:]
-    assert demoted < stopped, (demoted, stopped)
+    if ha.sentinel_acl:
+        assert demoted is not None, log_2[-30:]
+        assert demoted < stopped, (demoted, stopped)
+    # (On 6.0 the failover by hand demoted it before the Sentinel layer ran: a
+    # replica by then, waited for above; its log's first DEMOTED line is the
+    # reconnect after the restart.)
     if not ha.sentinel_acl:
         assert "refused: Redis/Sentinel before 6.2 has no CLIENT PAUSE WRITE" in " ".join(refused.split()), refused[
             -3000:
