@@ -40,6 +40,7 @@ from kombu.utils.json import dumps
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from .connections import NO_SETINFO
 from .write_refusals import WriteRefusals, is_write_refused
 
 Write = Callable[[], object]
@@ -124,6 +125,12 @@ class WaitingChannelMixin:
         self._retry_at = 0.0
         self.refusals = WriteRefusals("celery worker (broker)")
         super().__init__(*args, **kwargs)
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        # No CLIENT SETINFO (connections.NO_SETINFO): on Redis 6.0 every
+        # connection's was an ACL denial for app_broker (CLIENT is not in
+        # @connection there). The Sentinel channel's master pool reads these too.
+        return {**super()._connparams(asynchronous), **NO_SETINFO}  # type: ignore[misc]
 
     def _refused(self, exc: ResponseError, doing: str) -> None:
         self._retry_at = time.monotonic() + self.refusals.refused(exc, doing)
@@ -263,6 +270,8 @@ class WaitingBackendMixin:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refusals = WriteRefusals("celery result backend")
+        # No CLIENT SETINFO, as the broker's channels (their _connparams).
+        self.connparams.update(NO_SETINFO)  # type: ignore[attr-defined]
 
     def exception_safe_to_retry(self, exc: Exception) -> bool:
         return super().exception_safe_to_retry(exc) or is_write_refused(exc)  # type: ignore[misc]

@@ -69,6 +69,21 @@ def test_broker_and_results_use_their_acl_prefixes() -> None:
     assert "app_results" in app.conf.result_backend
 
 
+def test_the_broker_and_results_clients_send_no_client_setinfo() -> None:
+    """redis-py sends CLIENT SETINFO on every new connection unless lib_name and
+    lib_version are None. On Redis 6.0 each one was an ACL denial in ACL LOG for
+    app_broker and app_results (CLIENT is not in @connection there:
+    molecule/ha/tests/test_ha_app.py::test_the_app_costs_redis_and_the_sentinels_no_acl_denial
+    on Debian 11). The pools the broker's channel and the result backend connect
+    through carry neither."""
+    with app.connection_for_write() as conn:
+        broker = conn.default_channel.client.connection_pool.connection_kwargs
+    results = app.backend.client.connection_pool.connection_kwargs
+    for kwargs in (broker, results):
+        assert kwargs["lib_name"] is None
+        assert kwargs["lib_version"] is None
+
+
 def test_queues_and_routes() -> None:
     assert {q.name for q in app.conf.task_queues} == {"default", "heavy"}
     assert app.conf.task_default_queue == "default"

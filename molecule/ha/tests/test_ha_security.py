@@ -3,11 +3,14 @@ plaintext ports refused, a client without a certificate from the CA refused at t
 handshake), dropped for a host in no allow-list, no anonymous access, and the client user
 cannot reconfigure or fail over the fleet."""
 
+import shlex
+
 import pytest
 from testinfra.host import Host
 
 from redisops_testlib.ha import Ha
 from redisops_testlib.hosts import STATE_DIR, get_host, hosts_in_group, run_client
+from redisops_testlib.polling import wait_for
 
 # The ports Redis and Sentinel would serve in plain text (their TLS ports serve instead).
 PLAIN_PORTS = {"redis": 6379, "sentinel": 26379}
@@ -127,6 +130,14 @@ def test_unauthenticated_ping_to_sentinel_gets_noauth(ha: Ha):
 
 @pytest.mark.converged_state
 def test_sentinel_client_user_reads_but_cannot_set_failover_or_reset(ha: Ha):
+    """On 6.2+. Sentinel 6.0 has no ACL, so this cannot hold there: every client holds the
+    one shared password, which may SET, FAILOVER and RESET; what holds on 6.0 instead is
+    test_sentinel_6_0_refuses_any_other_login_than_the_shared_password."""
+    if not ha.sentinel_acl:
+        reply = ha.sentinel(ha.nodes[0]).out("sentinel-client", ha.sentinel_passwords["client"], "PING")
+        print(f"Sentinel 6.0, no ACL: the client user's login -> {reply}")
+        assert reply.startswith("NOAUTH"), reply
+        return
     node, pw = ha.nodes[0], ha.sentinel_passwords["client"]
     cli = ha.sentinel(node)
     # What redis-py's Sentinel client asks.
@@ -147,3 +158,68 @@ def test_sentinel_client_user_reads_but_cannot_set_failover_or_reset(ha: Ha):
     assert cli.out("sentinel-client", pw, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", ha.master_name) == before
     quorum = node.host.check_output(f"redis-sentinel-admin SENTINEL MASTER {ha.master_name} | grep -A1 -x quorum")
     assert quorum.split()[1] == str(ha.vars.get("redis_sentinel_quorum", 2))
+
+
+@pytest.mark.converged_state
+def test_sentinel_6_0_refuses_any_other_login_than_the_shared_password(ha: Ha):
+    """Sentinel 6.0 (no ACL): what holds instead of least privilege. Without the shared
+    password every command gets NOAUTH, SENTINEL SET/FAILOVER/RESET included; a wrong
+    password and any user name are refused; the shared password may run every command,
+    SENTINEL SET included (the limit roles/redis_sentinel/README.md states: whoever holds
+    it can reconfigure or fail over the fleet). On 6.2+ the Sentinels refuse that
+    password: the scenario sets none there (the role refuses one)."""
+    shared = ha.sentinel_passwords["shared"]
+    quorum = str(ha.vars.get("redis_sentinel_quorum", 2))
+    for node in ha.nodes:
+        cli = ha.sentinel(node)
+        if ha.sentinel_acl:
+            reply = cli.out("", shared, "PING")
+            print(f"{node.name} (Sentinel with ACL): the 6.0 shared password -> {reply}")
+            assert "WRONGPASS" in reply, (node.name, reply)
+            assert reply.startswith("NOAUTH"), (node.name, reply)
+            continue
+        for args in (
+            ["PING"],
+            ["SENTINEL", "SET", ha.master_name, "quorum", "1"],
+            ["SENTINEL", "FAILOVER", ha.master_name],
+            ["SENTINEL", "RESET", "*"],
+        ):
+            reply = cli.out(None, None, *args)
+            assert reply.startswith("NOAUTH"), (node.name, args, reply)
+        assert cli.out("", shared + "-wrong", "PING").startswith("NOAUTH"), node.name
+        for user in ("default", "sentinel-client", "monitor", "admin"):
+            assert cli.out(user, shared, "PING").startswith("NOAUTH"), (node.name, user)
+        assert cli.out("", shared, "PING") == "PONG", node.name
+        # The same quorum again: allowed, and nothing changes.
+        assert cli.out("", shared, "SENTINEL", "SET", ha.master_name, "quorum", quorum) == "OK", node.name
+        assert ha.sentinel_state(node)["quorum"] == quorum, node.name
+
+
+@pytest.mark.converged_state
+def test_the_nodes_acl_file_drops_no_transaction_or_script_at_a_restart(ha: Ha):
+    """Redis replays the AOF at start as the default user, and EXEC re-checks ACLs on 7.0
+    (redis/redis#14541): a default user without +@all would drop every MULTI/EXEC and Lua
+    effect at each restart. On 6.0 the default user of an HA node is on with Sentinel's
+    commands only (roles/redis_server/README.md, "Redis 6.0 in an HA group"): 6.0 replays
+    as no user, so nothing is dropped. Tried with the node's own ACL file and Redis
+    binary: a throwaway server on the loopback, written to, restarted, read back."""
+    node = ha.nodes[0]
+    acl = node.host.check_output("grep '^user default ' /etc/redis/users.acl")
+    print(f"{node.name} (Redis {'6.2+' if ha.sentinel_acl else '6.0'}): {acl.split(' #')[0]} ...")
+    assert ("-@all" in acl) == (not ha.sentinel_acl), acl
+    work = f"{STATE_DIR}/aof-replay"
+    start = (
+        f"redis-server --port 7390 --bind 127.0.0.1 --dir {work} --appendonly yes --save ''"
+        f" --aclfile /etc/redis/users.acl --daemonize yes --logfile {work}/log"
+    )
+    cli = "REDISCLI_AUTH=$(cat /etc/redis/admin.secret) redis-cli --no-auth-warning -p 7390 --user admin"
+    node.host.check_output(f"rm -rf {work} && mkdir -p {work} && {start}")
+    try:
+        wait_for(lambda: node.host.run(f"{cli} PING").stdout.strip() == "PONG", timeout=20)
+        script = "MULTI\nSET tx:a 1\nINCR tx:b\nEXEC\nEVAL \"redis.call('set', 'tx:c', '3')\" 0\n"
+        node.host.check_output(f"printf %s {shlex.quote(script)} | {cli}")
+        node.host.check_output(f"{cli} SHUTDOWN; sleep 1; {start}")
+        wait_for(lambda: node.host.run(f"{cli} PING").stdout.strip() == "PONG", timeout=20)
+        assert node.host.check_output(f"{cli} MGET tx:a tx:b tx:c").split() == ["1", "1", "3"]
+    finally:
+        node.host.run(f"{cli} SHUTDOWN NOSAVE; rm -rf {work}")

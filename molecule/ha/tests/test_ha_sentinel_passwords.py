@@ -9,6 +9,12 @@ layers (converge-redis-sentinel.yml runs playbooks/redis.yml, then sentinel.yml)
   log in to each other and to the nodes with the passwords kept); the same inventory
   again changes nothing;
 - back to the scenario's passwords in the same two steps.
+Sentinel 6.0 has no ACL users: there the admin, peer and client passwords are not used
+(the shared one stays the only login, asserted instead), and a change of the shared one is
+refused (test_ha_security.py is where 6.0's logins are tried); the Sentinels' login to the
+Redis nodes (the nodes' default user on 6.0) rotates in the same two steps, but the nodes
+do not close the logins made with the dropped password (redis-acl-apply leaves the default
+user's connections): the test closes them, and the Sentinels must log in again.
 The same Sentinel and Redis processes throughout. The tests run in this order and share
 the rotation (one converge per step: each costs a minute or more under CI load); if one
 fails, the module's fixture still brings the scenario's passwords back."""
@@ -50,7 +56,14 @@ def _ping(ha: Ha, node: Node, role: str, password: str) -> str:
 
 
 def _ckquorum(ha: Ha, node: Node) -> str:
-    return ha.sentinel(node).out("monitor", ha.sentinel_passwords["monitor"], "SENTINEL", "CKQUORUM", ha.master_name)
+    return ha.sentinel(node).out(*ha.sentinel_login("monitor"), "SENTINEL", "CKQUORUM", ha.master_name)
+
+
+def _shared_only(ha: Ha, node: Node, refused: list[str]) -> None:
+    """Sentinel 6.0: the shared password logs in, these passwords do not."""
+    assert ha.sentinel(node).out("", ha.sentinel_passwords["shared"], "PING") == "PONG", node.name
+    for password in refused:
+        assert ha.sentinel(node).out("", password, "PING").startswith("NOAUTH"), node.name
 
 
 def _peers(node: Node, master: str) -> list[dict[str, str]]:
@@ -62,8 +75,11 @@ def _peers(node: Node, master: str) -> list[dict[str, str]]:
 
 
 def _peer_logins(ha: Ha, node: Node) -> int:
-    """Connections to the node's Sentinel logged in as the peer user."""
+    """Connections to the node's Sentinel logged in as the peer user (6.0: the peers'
+    links, named sentinel-<id>-cmd, with the shared password)."""
     clients = node.host.check_output("redis-sentinel-admin CLIENT LIST")
+    if not ha.sentinel_acl:
+        return sum(1 for line in clients.splitlines() if " name=sentinel-" in line)
     return clients.count(f" user={_user(ha, 'peer')} ")
 
 
@@ -95,8 +111,15 @@ def _redis_pid(node: Node) -> str:
 
 
 def _sentinel_logins(ha: Ha, node: Node) -> int:
-    """Connections to the node's Redis logged in as the Sentinels' user."""
-    return node.host.check_output("redis-admin CLIENT LIST").count(f" user={_redis_password(ha)[0]} ")
+    """Connections to the node's Redis logged in as the Sentinels' user (6.0: the
+    default user, on the links the Sentinels name sentinel-<id>-...)."""
+    clients = node.host.check_output("redis-admin CLIENT LIST")
+    if not ha.sentinel_acl:
+        # 6.0's CLIENT LIST ends each line with user=.
+        return sum(
+            1 for line in clients.splitlines() if " name=sentinel-" in line and f"{line} ".count(" user=default ")
+        )
+    return clients.count(f" user={_redis_password(ha)[0]} ")
 
 
 def _nothing_down(ha: Ha) -> bool:
@@ -135,8 +158,9 @@ def _step(
 
 
 def _accepted(ha: Ha, password: str) -> list[str]:
-    """The nodes whose Redis accepts the Sentinels' user with this password."""
-    user, _ = _redis_password(ha)
+    """The nodes whose Redis accepts the Sentinels' user with this password (6.0: the
+    password alone, the default user)."""
+    user = _redis_password(ha)[0] if ha.sentinel_acl else ""
     return [n.name for n in ha.nodes if ha.redis(n).out(user, password, "PING") == "PONG"]
 
 
@@ -173,6 +197,9 @@ def test_step_one_changes_the_sentinel_passwords_live_and_keeps_the_shared_old_o
     assert all(recap[n.name] > 0 for n in ha.nodes), recap
     assert _pids(ha) == rotation["pids"], "nothing restarted"
     for node in ha.nodes:
+        if not ha.sentinel_acl:
+            _shared_only(ha, node, list(CHANGED.values()))
+            continue
         for role in ("admin", "peer"):
             old_reply = _ping(ha, node, role, original[role])
             assert "WRONGPASS" in old_reply, (node.name, role, old_reply)
@@ -200,6 +227,9 @@ def test_step_two_refuses_the_dropped_passwords_and_nothing_goes_down(ha: Ha, sc
     step_two = original | {"admin": CHANGED["admin"], "peer": CHANGED["peer"]}
     print(f"step two (the old Redis and the new client password dropped): {_step(ha, scenario, step_two, NEW_REDIS)}")
     for node in ha.nodes:
+        if not ha.sentinel_acl:
+            _shared_only(ha, node, list(CHANGED.values()))
+            continue
         assert _ping(ha, node, "client", original["client"]) == "PONG", node.name
         assert "WRONGPASS" in _ping(ha, node, "client", CHANGED["client"]), node.name
     assert _accepted(ha, old_redis) == []
@@ -209,6 +239,11 @@ def test_step_two_refuses_the_dropped_passwords_and_nothing_goes_down(ha: Ha, sc
     # the passwords now accepted, or a Sentinel would see a node or a peer down
     # within down-after.
     for node in ha.nodes:
+        if not ha.sentinel_acl:
+            # 6.0: no peer user; the nodes keep the old logins of their default user.
+            node.host.check_output("redis-sentinel-admin CLIENT KILL TYPE normal")
+            node.host.check_output("redis-admin CLIENT KILL USER default")
+            continue
         node.host.check_output(f"redis-sentinel-admin CLIENT KILL USER {_user(ha, 'peer')}")
     wait_for(lambda: all(_peer_logins(ha, n) >= len(ha.nodes) - 1 for n in ha.nodes), timeout=60, interval=1)
     wait_for(lambda: all(_sentinel_logins(ha, n) >= len(ha.nodes) for n in ha.nodes), timeout=60, interval=1)
@@ -228,6 +263,9 @@ def test_the_scenarios_passwords_come_back_in_the_same_two_steps(ha: Ha, scenari
     _back(ha, scenario, original)
     rotation["restored"] = True
     for node in ha.nodes:
+        if not ha.sentinel_acl:
+            _shared_only(ha, node, list(CHANGED.values()))
+            continue
         for role in ("admin", "peer", "client"):
             assert _ping(ha, node, role, original[role]) == "PONG", (node.name, role)
             assert "WRONGPASS" in _ping(ha, node, role, CHANGED[role]), (node.name, role)
@@ -236,3 +274,28 @@ def test_the_scenarios_passwords_come_back_in_the_same_two_steps(ha: Ha, scenari
     assert wait_for(lambda: _all_talking(ha) and _nothing_down(ha), timeout=60)
     assert ha.agreed_master() == rotation["master"]
     assert _pids(ha) == rotation["pids"], "nothing restarted"
+
+
+def test_a_shared_password_is_refused_unless_sentinel_is_6_0_and_it_is_unchanged(ha: Ha, scenario):
+    """Sentinel 6.0 cannot change its requirepass live (no SENTINEL CONFIG SET, and the
+    peers log in with their own): a changed shared password is refused before anything
+    changes, and the Sentinels keep the old one. On 6.2+ the role refuses any shared
+    password (the ACL users apply). Either way the run fails naming why, and nothing
+    restarts."""
+    new = "sentinel-shared-test-pw-9"
+    if ha.sentinel_acl:
+        extra: dict = {"redis_sentinel_shared_password": new}
+        expected = "has ACL users: leave redis_sentinel_shared_password empty"
+    else:
+        extra = {"ha_sentinel_passwords": dict(ha.sentinel_passwords) | {"shared": new}}
+        expected = "cannot change its shared password (redis_sentinel_shared_password) live"
+    pids = _pids(ha)
+    proc = ansible_playbook(scenario.dir / "converge-sentinel.yml", extra)
+    print(f"converge with redis_sentinel_shared_password {new!r}: rc {proc.returncode}")
+    assert proc.returncode != 0
+    assert expected in " ".join(proc.stdout.split()), proc.stdout[-3000:]
+    assert _pids(ha) == pids, "nothing restarted"
+    for node in ha.nodes:
+        assert _ckquorum(ha, node).startswith("OK 3 usable"), node.name
+        if not ha.sentinel_acl:
+            _shared_only(ha, node, [new])

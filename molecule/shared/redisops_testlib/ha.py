@@ -11,7 +11,7 @@ from typing import Any
 
 from testinfra.host import Host
 
-from redisops_testlib.hosts import STATE_DIR, get_host, host_address, hosts_in_group, write_file
+from redisops_testlib.hosts import STATE_DIR, get_host, host_address, hosts_in_group, server_version, write_file
 from redisops_testlib.playbooks import run_playbook
 from redisops_testlib.polling import wait_for
 from redisops_testlib.redis_cli import APP_HOST_TLS, RedisCli
@@ -38,6 +38,9 @@ class Ha:
     sentinel_port: int
     # The client host's TLS files (the app's, APP_HOST_TLS), or {} in plain text.
     tls: dict[str, str]
+    # Sentinel 6.2+ has ACL users; 6.0 one shared password (requirepass), no user
+    # names, and the nodes' default user is on for it (roles/redis_sentinel README).
+    sentinel_acl: bool
 
     @classmethod
     def load(cls, scenario: Scenario) -> "Ha":
@@ -51,7 +54,8 @@ class Ha:
         # TLS when Redis does.
         sentinel_port = int(ha_vars.get("redis_sentinel_tls_port", 26380)) if scenario.redis_tls else 26379
         tls = dict(APP_HOST_TLS) if scenario.redis_tls else {}
-        return cls(nodes, client, ha_vars, passwords, users, scenario.redis_port, sentinel_port, tls)
+        acl = server_version(nodes[0].host) >= (6, 2)
+        return cls(nodes, client, ha_vars, passwords, users, scenario.redis_port, sentinel_port, tls, acl)
 
     @property
     def cli_tls(self) -> str:
@@ -88,14 +92,17 @@ class Ha:
     def masters(self) -> list[str]:
         return [n.name for n in self.nodes if self.role(n) == "master"]
 
+    def sentinel_login(self, user: str) -> tuple[str, str]:
+        """How to log in to a Sentinel as its ACL user `user` (admin, monitor,
+        sentinel-client...): (user, password); on 6.0, no ACL: ("", the shared password)."""
+        if not self.sentinel_acl:
+            return "", self.sentinel_passwords["shared"]
+        return user, self.sentinel_passwords[user.removeprefix("sentinel-")]
+
     def sentinel_master(self, node: Node, user: str = "monitor") -> str:
         """SENTINEL GET-MASTER-ADDR-BY-NAME as `user`: the address, or the error."""
         out = self.sentinel(node).out(
-            user,
-            self.sentinel_passwords[user.removeprefix("sentinel-")],
-            "SENTINEL",
-            "GET-MASTER-ADDR-BY-NAME",
-            self.master_name,
+            *self.sentinel_login(user), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name
         )
         return out.splitlines()[0] if out else ""
 

@@ -13,11 +13,18 @@ NOTIFICATIONS = "/var/lib/alert-receiver/notifications.jsonl"
 
 def exporter_environ(host: Host, unit: str) -> str:
     """The environment of an exporter unit's main process, one variable per line.
-    Read as root: each exporter runs in a user namespace of its own (PrivateUsers=yes
-    in roles/exporters' drop-ins), created by root, so root may read it without
-    CAP_SYS_PTRACE and the exporter's own uid outside it may not. Fails unread."""
+    Read as root where the exporter runs in a user namespace of its own
+    (PrivateUsers=yes in roles/exporters' drop-ins, systemd 252+): root created it,
+    so root may read it without CAP_SYS_PTRACE, and the exporter's own uid outside
+    it may not. Without one (systemd 247, Debian 11), root lacks CAP_SYS_PTRACE in
+    the container and the exporter's user reads it. Fails unread."""
     pid = host.check_output(f"systemctl show -P MainPID {unit}")
-    return host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    environ = f"/proc/{pid}/environ"
+    as_root = host.run(f"tr '\\0' '\\n' < {environ}")
+    if as_root.rc == 0:
+        return as_root.stdout
+    user = host.check_output(f"systemctl show -P User {unit}")
+    return host.check_output(f"runuser -u {user} -- sh -c \"tr '\\\\0' '\\\\n' < {environ}\"")
 
 
 def http_get(host: Host, url: str) -> str:
