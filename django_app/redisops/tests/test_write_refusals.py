@@ -21,6 +21,7 @@ import redis
 from celery import Celery
 from django.conf import settings
 from kombu import Connection, Queue
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.settings.base import redis_settings
 from redisops import pubsub, redis_acl, tasks
@@ -433,6 +434,48 @@ def test_a_refused_ack_is_deferred_and_done_once_writes_return(
         wait_for(channel.flush_deferred, timeout=15, what="the deferred ack")
         assert admin.hlen(unacked) == 0
         assert admin.zcard(f"{redis_acl.BROKER_PREFIX}unacked_index") == 0
+
+
+def test_a_publish_retries_through_two_connection_errors_in_a_row(
+    own_redis: RedisProcess,
+) -> None:
+    """A switchover gives a publish two connection errors in a row: its
+    connection dropped, then, after kombu reconnected, the producer's channel
+    closed by that reconnect. kombu's retry (Connection.ensure, which a publish's
+    retry policy runs) gave up at the second unless the transport classifies its
+    errors as recoverable: the app's does, so the retry policy alone bounds it.
+    (The two errors are raised here: a real switchover's timing is what the ha
+    scenario's test_switchover_under_load_loses_no_acknowledged_write runs.)"""
+    derived = celery_settings(own_redis)
+    policy = settings.CELERY_TASK_PUBLISH_RETRY_POLICY
+    admin = redis.Redis.from_url(own_redis.url(), decode_responses=True)
+    queue = Queue(f"reconnect-{uuid.uuid4().hex[:8]}")
+    errors = [
+        RedisConnectionError("Connection closed by server."),
+        RedisConnectionError("the broker channel was closed by a reconnect"),
+    ]
+    with Connection(
+        derived.celery_broker_url,
+        transport=derived.celery_broker_transport,
+        transport_options=derived.celery_broker_transport_options,
+    ) as conn:
+        producer = conn.Producer(conn.default_channel)
+        attempts = []
+
+        def publish() -> None:
+            attempts.append(producer.channel)
+            if errors:
+                raise errors.pop(0)
+            producer.publish(
+                {"n": 1}, routing_key=queue.name, declare=[queue(producer.channel)]
+            )
+
+        conn.ensure(producer, publish, **{**policy, "interval_step": 0.1})()
+        assert len(attempts) == 3
+        assert attempts[0] is not attempts[2], (
+            "the producer was revived on a new channel"
+        )
+        assert admin.llen(f"{redis_acl.BROKER_PREFIX}{queue.name}") == 1
 
 
 def test_worker_survives_noreplicas_and_completes_the_task_after(

@@ -155,15 +155,28 @@ def test_switchover_under_load_loses_no_acknowledged_write(ha: Ha):
 
     try:
         states = wait_for(all_succeeded, timeout=120)
-    except AssertionError:
-        # Why (a diagnosis only): the worker's journal of the last minutes.
-        try:
-            log = journal(ha.client, "redisops-worker@*", since="-5min", output="short")
-        except AssertionError as exc:
-            log = f"ERROR reading the journal: {exc}"
-        print("worker journal, last lines:", *log.splitlines()[-60:], sep="\n  ")
-        raise
+    except AssertionError as exc:
+        # Why (a diagnosis only): where the broker holds the tasks that did not run
+        # (still queued, or taken and unacknowledged: back only after the visibility
+        # timeout), and the worker's warnings. In the assertion message: CI keeps
+        # only the short summary of a failed test.
+        raise AssertionError(f"{exc}\n{_broker_diagnosis(ha, after)}") from None
     print(f"tasks accepted during the switchover: {states}")
+
+
+def _broker_diagnosis(ha: Ha, master: Node) -> str:
+    lines = []
+    for command in ("LLEN broker:default", "HLEN broker:unacked", "ZCARD broker:unacked_index"):
+        reply = master.host.run(f"redis-admin {command}")
+        lines.append(f"{command}: {reply.stdout.strip() or reply.stderr.strip()}")
+    try:
+        log = journal(ha.client, "redisops-worker@*", since="-5min", output="short")
+    except AssertionError as exc:
+        log = f"ERROR reading the journal: {exc}"
+    # A logged traceback is one journal line with literal \n: its first and last lines.
+    parts = [ln.split(" task=- ", 1)[-1].split("\\n") for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln]
+    warnings = [f"{p[0][:160]} ... {p[-1][:160]}" if len(p) > 1 else p[0][:240] for p in parts]
+    return "\n".join(["broker on the new master:", *lines, "worker warnings and errors:", *warnings[-15:]])
 
 
 def test_switchover_refuses_when_a_sentinel_does_not_answer(ha: Ha):
