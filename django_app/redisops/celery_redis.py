@@ -236,11 +236,27 @@ class StaleFdSkippingPoller(kombu_redis.MultiChannelPoller):
         return super().handle_event(fileno, event)
 
 
+# kombu's Connection.ensure (a publish's retry policy) gives up on the second
+# connection error after a reconnect when the transport does not classify its
+# errors as recoverable ("cannot distinguish": kombu's Redis transport does not),
+# whatever max_retries says. A switchover gives two in a row: the publish's
+# connection is dropped, then, after the reconnect, the channel the producer still
+# holds was closed by it (WaitingChannelMixin._create_client), and the request
+# failed with 503 "broker unavailable" (1 of ~115 in the ha switchover test).
+# The same errors as kombu's fallback (connection + channel errors), classified:
+# the retry policy alone bounds the retries.
+_RECOVERABLE = (
+    kombu_redis.Transport.connection_errors + kombu_redis.Transport.channel_errors
+)
+
+
 class WaitingTransportMixin:
     """Retries deferred writes every second, also while the prefetch limit
     keeps the loop from starting a BRPOP."""
 
     cycle: Any
+    recoverable_connection_errors = _RECOVERABLE
+    recoverable_channel_errors: tuple[type[Exception], ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -256,30 +272,12 @@ class WaitingTransportMixin:
         loop.call_repeatedly(1.0, flush)
 
 
-# kombu's Connection.ensure (a publish's retry policy) gives up on the second
-# connection error after a reconnect when the transport does not classify its
-# errors as recoverable ("cannot distinguish": kombu's Redis transport does not),
-# whatever max_retries says. A switchover gives two in a row: the publish's
-# connection is dropped, then, after the reconnect, the channel the producer still
-# holds was closed by it (WaitingChannelMixin._create_client), and the request
-# failed with 503 "broker unavailable" (1 of ~115 in the ha switchover test).
-# The same errors as kombu's fallback (connection + channel errors), classified:
-# the retry policy alone bounds the retries.
-_RECOVERABLE = (
-    kombu_redis.Transport.connection_errors + kombu_redis.Transport.channel_errors
-)
-
-
 class Transport(WaitingTransportMixin, kombu_redis.Transport):
     Channel = Channel
-    recoverable_connection_errors = _RECOVERABLE
-    recoverable_channel_errors = ()
 
 
 class SentinelTransport(WaitingTransportMixin, kombu_redis.SentinelTransport):
     Channel = SentinelChannel
-    recoverable_connection_errors = _RECOVERABLE
-    recoverable_channel_errors = ()
 
 
 class WaitingBackendMixin:
